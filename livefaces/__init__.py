@@ -1,8 +1,31 @@
-"""livefaces: real-time MTCNN face detection for webcams, streams, files and images."""
+"""livefaces: real-time MTCNN face detection for webcams, streams, files and images.
 
-from livefaces.detections import KEYPOINT_NAMES, Detections
-from livefaces.detector import MTCNN
-from livefaces.networks import WeightsError
+`from livefaces import MTCNN` loads TensorFlow on first use, not on `import livefaces`, so the
+command line can answer `--help` or a bad argument at once.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from livefaces.detections import KEYPOINT_NAMES, Detections
+    from livefaces.detector import MTCNN
+    from livefaces.networks import WeightsError
 
 __all__ = ["KEYPOINT_NAMES", "MTCNN", "Detections", "WeightsError"]
 __version__ = "0.1.0"
+
+_HOMES = {
+    "KEYPOINT_NAMES": "livefaces.detections",
+    "Detections": "livefaces.detections",
+    "MTCNN": "livefaces.detector",
+    "WeightsError": "livefaces.networks",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'livefaces' has no attribute {name!r}")

@@ -1,0 +1,294 @@
+"""Frame sources: webcam, RTSP/HTTP/UDP/TCP streams, video files, images, folders and `demo`.
+
+`open_source(spec, settings)` names the kind of source from its spec and returns a `Source`.
+`Source.frames()` opens the capture, reads the first frame before it yields anything (so a bad
+source fails at once, with its name in the error), and releases everything in `finally`. A
+source can be opened again after its iterator ends, which is what a reconnecting stream needs.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+import cv2
+
+from livefaces.demo import DemoScene
+from livefaces.frames import Frame
+
+STREAM_SCHEMES = ("rtsp", "rtsps", "http", "https", "udp", "tcp", "rtmp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+class SourceError(Exception):
+    """A source cannot be opened or read; the message names the source and the reason."""
+
+
+@dataclass(frozen=True)
+class CaptureSettings:
+    """How sources are opened. `live=None` lets the kind of source decide."""
+
+    camera_size: tuple[int, int] | None = None
+    camera_fps: float | None = None
+    rtsp_transport: str = "tcp"
+    open_timeout: float = 10.0
+    read_timeout: float = 10.0
+    live: bool | None = None
+    demo_size: tuple[int, int] = (640, 480)
+    demo_fps: float = 30.0
+
+
+@dataclass
+class SourceInfo:
+    """What is known of a source; size and fps are filled in once it has been opened."""
+
+    name: str
+    kind: str
+    live: bool
+    fps: float | None = None
+    size: tuple[int, int] | None = None
+    frame_count: int | None = None
+    path: Path | None = None
+    corrupt_frames: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+class Source:
+    """A source that can be opened, and opened again: `frames()` yields `Frame`s."""
+
+    def __init__(self, info: SourceInfo, reader: Callable[[SourceInfo], Iterator[Frame]], paced: bool):
+        self.info = info
+        self._reader = reader
+        self._paced = paced
+
+    def frames(self) -> Iterator[Frame]:
+        """Open the source and yield its frames; the first frame is read before returning.
+
+        Raises `SourceError` (naming the source) when it cannot be opened or yields nothing.
+        """
+        iterator = self._reader(self.info)
+        try:
+            first = next(iterator)
+        except StopIteration:
+            raise SourceError(f"{self.info.name}: no frames could be read") from None
+        except SourceError:
+            raise
+        except (av.error.FFmpegError, OSError, cv2.error) as error:
+            raise SourceError(f"{self.info.name}: {error}") from None
+        return self._paced_frames(first, iterator) if self._paced else _chain(first, iterator)
+
+    def _paced_frames(self, first: Frame, rest: Iterator[Frame]) -> Iterator[Frame]:
+        """Release file frames at their own timestamps, as a camera would (`--live` on a file)."""
+        start = time.monotonic()
+        for frame in _chain(first, rest):
+            delay = start + frame.timestamp - first.timestamp - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            yield Frame(frame.index, frame.timestamp, time.monotonic(), frame.image, frame.name)
+
+
+def _chain(first: Frame, rest: Iterator[Frame]) -> Iterator[Frame]:
+    try:
+        yield first
+        yield from rest
+    finally:
+        close = getattr(rest, "close", None)
+        if close is not None:
+            close()
+
+
+def mask_credentials(url: str) -> str:
+    """Replace `user:password@` in a URL by `***@` so it can be shown and logged."""
+    return re.sub(r"(?<=://)[^/@]+@", "***@", url)
+
+
+def open_source(spec: str, settings: CaptureSettings | None = None) -> Source:
+    """The `Source` for a spec: a camera index, `demo`, a URL, a file or a folder.
+
+    Raises `SourceError` for an unknown scheme or a path that does not exist. The source is
+    not opened yet: call `frames()`.
+    """
+    settings = settings or CaptureSettings()
+    if spec.isdigit():
+        info = SourceInfo(f"camera {spec}", "camera", live=True)
+        return Source(info, lambda i: _read_camera(int(spec), settings, i), paced=False)
+    if spec == "demo":
+        live = bool(settings.live)
+        info = SourceInfo("demo", "demo", live=live, fps=settings.demo_fps, size=settings.demo_size)
+        return Source(info, lambda i: _read_demo(settings), paced=live)
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", spec)
+    if scheme:
+        if scheme.group(1).lower() not in STREAM_SCHEMES:
+            raise SourceError(
+                f"{mask_credentials(spec)}: unknown scheme {scheme.group(1)!r} "
+                f"(use one of {', '.join(STREAM_SCHEMES)}, a file, a folder, a camera index or 'demo')"
+            )
+        live = settings.live if settings.live is not None else True
+        info = SourceInfo(mask_credentials(spec), "stream", live=live)
+        return Source(info, lambda i: _read_av(spec, settings, i, stream=True), paced=False)
+    path = Path(spec)
+    if not path.exists():
+        raise SourceError(f"{spec}: no such file or folder")
+    if path.is_dir():
+        info = SourceInfo(str(path), "images", live=False, path=path)
+        return Source(info, lambda i: _read_images(_image_files(path), i), paced=False)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        info = SourceInfo(str(path), "images", live=False, path=path)
+        return Source(info, lambda i: _read_images([path], i), paced=False)
+    live = bool(settings.live)
+    info = SourceInfo(str(path), "file", live=live, path=path)
+    return Source(info, lambda i: _read_av(str(path), settings, i, stream=False), paced=live)
+
+
+def _image_files(folder: Path) -> list[Path]:
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise SourceError(f"{folder}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def _read_images(files: list[Path], info: SourceInfo) -> Iterator[Frame]:
+    """Images in order; in a folder, an unreadable image is skipped and counted."""
+    info.frame_count = len(files)
+    index = 0
+    for path in files:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            if len(files) == 1:
+                raise SourceError(f"{path}: not a readable image")
+            info.corrupt_frames += 1
+            continue
+        info.size = info.size or (image.shape[1], image.shape[0])
+        yield Frame(index, float(index), time.monotonic(), image, name=str(path))
+        index += 1
+    if index == 0:
+        raise SourceError(f"{info.name}: none of the images could be read")
+
+
+def _read_demo(settings: CaptureSettings) -> Iterator[Frame]:
+    width, height = settings.demo_size
+    scene = DemoScene(width, height, settings.demo_fps)
+    index = 0
+    while True:
+        yield Frame(index, index / settings.demo_fps, time.monotonic(), scene.render(index))
+        index += 1
+
+
+def _read_camera(index: int, settings: CaptureSettings, info: SourceInfo) -> Iterator[Frame]:
+    backend = cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_ANY
+    capture = cv2.VideoCapture(index, backend)
+    try:
+        if not capture.isOpened():
+            raise SourceError(f"camera {index}: cannot be opened (no such camera, or it is busy)")
+        if settings.camera_size:
+            capture.set(cv2.CAP_PROP_FRAME_WIDTH, settings.camera_size[0])
+            capture.set(cv2.CAP_PROP_FRAME_HEIGHT, settings.camera_size[1])
+        if settings.camera_fps:
+            capture.set(cv2.CAP_PROP_FPS, settings.camera_fps)
+        info.fps = capture.get(cv2.CAP_PROP_FPS) or None
+        start, index_read = None, 0
+        while True:
+            ok, image = capture.read()
+            if not ok:
+                if index_read == 0:
+                    raise SourceError(f"camera {index}: opened but gives no frames")
+                return
+            now = time.monotonic()
+            start = now if start is None else start
+            info.size = info.size or (image.shape[1], image.shape[0])
+            yield Frame(index_read, now - start, now, image)
+            index_read += 1
+    finally:
+        capture.release()
+
+
+def _av_options(settings: CaptureSettings, url: str) -> dict[str, str]:
+    options = {"fflags": "nobuffer", "flags": "low_delay"}
+    if url.lower().startswith(("rtsp://", "rtsps://")):
+        options["rtsp_transport"] = settings.rtsp_transport
+    return options
+
+
+def _read_av(url: str, settings: CaptureSettings, info: SourceInfo, stream: bool) -> Iterator[Frame]:
+    """Frames decoded by PyAV/FFmpeg from a file or a network stream.
+
+    Files carry the container's presentation times; streams are stamped on arrival. A packet
+    that fails to decode in the middle is skipped and counted.
+    """
+    try:
+        container = av.open(
+            url,
+            options=_av_options(settings, url) if stream else {},
+            timeout=(settings.open_timeout, settings.read_timeout) if stream else None,
+        )
+    except av.error.FFmpegError as error:
+        reason = "cannot be opened" if stream else "not a readable video"
+        raise SourceError(f"{info.name}: {reason} ({_ffmpeg_reason(error)})") from None
+    try:
+        if not container.streams.video:
+            raise SourceError(f"{info.name}: has no video stream")
+        video = container.streams.video[0]
+        video.thread_type = "AUTO"
+        rate = video.average_rate or video.guessed_rate
+        info.fps = float(rate) if rate else None
+        info.frame_count = video.frames or _estimated_frames(container, video, info.fps)
+        yield from _decode(container, video, info, stream)
+    finally:
+        container.close()
+
+
+def _decode(container: av.container.InputContainer, video: av.VideoStream, info: SourceInfo, stream: bool):
+    index, start = 0, None
+    packets = container.demux(video)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            break
+        except av.error.FFmpegError as error:
+            if stream or index == 0:
+                raise SourceError(f"{info.name}: {_ffmpeg_reason(error)}") from None
+            info.corrupt_frames += 1
+            continue
+        try:
+            decoded = packet.decode()
+        except av.error.FFmpegError:
+            if index == 0 and packet.size == 0:
+                raise SourceError(f"{info.name}: no video frame could be decoded") from None
+            info.corrupt_frames += 1
+            continue
+        for av_frame in decoded:
+            now = time.monotonic()
+            image = av_frame.to_ndarray(format="bgr24")
+            info.size = info.size or (image.shape[1], image.shape[0])
+            if stream:
+                start = now if start is None else start
+                timestamp = now - start
+            else:
+                timestamp = _frame_time(av_frame, index, info.fps)
+            yield Frame(index, timestamp, now, image)
+            index += 1
+
+
+def _frame_time(av_frame: av.VideoFrame, index: int, fps: float | None) -> float:
+    if av_frame.time is not None:
+        return float(av_frame.time)
+    return index / (fps or 30.0)
+
+
+def _estimated_frames(container: av.container.InputContainer, video: av.VideoStream, fps: float | None):
+    duration = None
+    if video.duration is not None and video.time_base is not None:
+        duration = float(video.duration * video.time_base)
+    elif container.duration is not None:
+        duration = container.duration / av.time_base
+    return round(duration * fps) if duration and fps else None
+
+
+def _ffmpeg_reason(error: av.error.FFmpegError) -> str:
+    return getattr(error, "strerror", None) or str(error)

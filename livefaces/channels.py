@@ -1,0 +1,97 @@
+"""Hand-over between pipeline threads, with backpressure as an explicit policy.
+
+`FrameChannel` is a bounded FIFO that either blocks the producer when full (lossless: files,
+images) or drops the oldest item and counts it (live: the newest frame wins). Every wait has a
+timeout and watches the stop event, so no thread can hang on a full or empty channel. A
+producer ends the channel with `close(error)`; the consumer then sees `Closed`, carrying the
+producer's exception, if any, to be re-raised in the main thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+POLL_SECONDS = 0.1
+
+
+@dataclass(frozen=True)
+class Closed:
+    """End marker: the producer finished, or failed with `error`."""
+
+    error: BaseException | None = None
+
+
+class FrameChannel(Generic[T]):
+    """A bounded FIFO between one producer and one consumer.
+
+    lossless=True: `put` waits while the channel is full (until `stop` is set).
+    lossless=False: `put` never waits; when full the oldest item is dropped and `on_drop` called.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        lossless: bool,
+        stop: threading.Event,
+        on_drop: Callable[[], None] | None = None,
+    ) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        self.capacity = capacity
+        self.lossless = lossless
+        self._stop = stop
+        self._on_drop = on_drop or (lambda: None)
+        self._items: deque[T] = deque()
+        self._closed: Closed | None = None
+        self._cond = threading.Condition()
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._items)
+
+    def put(self, item: T) -> bool:
+        """Hand over an item; False if the pipeline was stopped before it fit."""
+        with self._cond:
+            while self.lossless and len(self._items) >= self.capacity:
+                if self._stop.is_set():
+                    return False
+                self._cond.wait(POLL_SECONDS)
+            if len(self._items) >= self.capacity:
+                self._items.popleft()
+                self._on_drop()
+            self._items.append(item)
+            self._cond.notify_all()
+            return True
+
+    def close(self, error: BaseException | None = None) -> None:
+        """No more items will come; the consumer gets `Closed(error)` after the last one."""
+        with self._cond:
+            self._closed = Closed(error)
+            self._cond.notify_all()
+
+    def get(self) -> T | Closed | None:
+        """The next item, `Closed` once drained and closed, or None if `stop` was set first."""
+        with self._cond:
+            while not self._items:
+                if self._closed is not None:
+                    return self._closed
+                if self._stop.is_set():
+                    return None
+                self._cond.wait(POLL_SECONDS)
+            item = self._items.popleft()
+            self._cond.notify_all()
+            return item
+
+    def poll(self) -> T | Closed | None:
+        """Like `get` but never waits: None when nothing is there yet."""
+        with self._cond:
+            if self._items:
+                item = self._items.popleft()
+                self._cond.notify_all()
+                return item
+            return self._closed

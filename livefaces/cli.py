@@ -1,0 +1,367 @@
+"""The command line: argv in, exit code out. The only module that touches argv, stdout and signals.
+
+Exit codes: 0 done (also after q, Esc, Ctrl-C or SIGTERM), 1 failure while running,
+2 bad input (arguments, source, output path, weights). Errors are one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from livefaces.capture import SourceInfo
+    from livefaces.pipeline import Sink
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class BadInput(Exception):
+    """An argument or path the run cannot start with (exit code 2)."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise BadInput(message)
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1280x720, got {text!r}") from None
+    if width < 1 or height < 1:
+        raise argparse.ArgumentTypeError(f"width and height must be positive, got {text!r}")
+    return width, height
+
+
+def _bounded(kind: type, low: float, high: float | None = None):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            upper = f" and <= {high}" if high is not None else ""
+            raise argparse.ArgumentTypeError(f"must be >= {low}{upper}, got {text}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="livefaces",
+        description="Real-time MTCNN face detection on a webcam, stream, video file, image or folder.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "-s",
+        "--source",
+        default="demo",
+        help="camera index (0), rtsp/http(s)/udp/tcp URL, video file, image, folder, or 'demo'",
+    )
+    parser.add_argument("-o", "--output", help="annotated video (.mp4 .mkv .mov .avi); a folder for images")
+    parser.add_argument(
+        "--json", dest="json_path", metavar="FILE", help="JSON Lines of faces per frame; - for stdout"
+    )
+    parser.add_argument("--no-display", action="store_true", help="run without a window")
+    parser.add_argument("--max-frames", type=_bounded(int, 1), help="stop after this many frames")
+    parser.add_argument(
+        "--duration", type=_bounded(float, 0.0), help="stop after this many seconds of source time"
+    )
+    parser.add_argument(
+        "--detect-every",
+        type=_bounded(int, 1),
+        help="detect every Nth frame (default: files every frame, live when the detector is free)",
+    )
+    parser.add_argument(
+        "--detect-width", type=_bounded(int, 48), help="downscale wider frames to this width for detection"
+    )
+    parser.add_argument("--min-face-size", type=_bounded(int, 12), default=20, help="smallest face in pixels")
+    parser.add_argument(
+        "--thresholds",
+        type=_bounded(float, 0.0, 1.0),
+        nargs=3,
+        metavar=("P", "R", "O"),
+        default=[0.6, 0.7, 0.7],
+        help="P-Net, R-Net, O-Net thresholds",
+    )
+    parser.add_argument(
+        "--min-confidence", type=_bounded(float, 0.0, 1.0), default=0.0, help="drop weaker faces everywhere"
+    )
+    parser.add_argument(
+        "--device", choices=("auto", "cpu", "gpu"), default="auto", help="where TensorFlow runs"
+    )
+    parser.add_argument(
+        "--camera-size",
+        type=_size,
+        metavar="WxH",
+        help="resolution asked of a camera; frame size of 'demo' (default 640x480)",
+    )
+    parser.add_argument(
+        "--camera-fps",
+        type=_bounded(float, 1.0),
+        help="frame rate asked of a camera; rate of 'demo' (default 30)",
+    )
+    parser.add_argument("--rtsp-transport", choices=("tcp", "udp"), default="tcp", help="RTSP transport")
+    parser.add_argument(
+        "--timeout",
+        type=_bounded(float, 0.1),
+        default=10.0,
+        help="seconds to wait when opening or reading a stream",
+    )
+    parser.add_argument("--codec", default="h264", help="video codec of the recording")
+    parser.add_argument(
+        "--crf", type=_bounded(int, 0, 51), default=23, help="quality of the recording (lower is better)"
+    )
+    policy = parser.add_mutually_exclusive_group()
+    policy.add_argument(
+        "--live",
+        dest="live",
+        action="store_true",
+        default=None,
+        help="treat the source as live: pace files at their rate, newest frame wins",
+    )
+    policy.add_argument(
+        "--lossless", dest="live", action="store_false", help="never drop a frame, even from a live source"
+    )
+    return parser  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a run needs, taken from the command line."""
+
+    source: str
+    output: Path | None
+    json_path: str | None
+    display: bool
+    max_frames: int | None
+    duration: float | None
+    detect_every: int | None
+    detect_width: int | None
+    min_face_size: int
+    thresholds: tuple[float, float, float]
+    min_confidence: float
+    device: str
+    camera_size: tuple[int, int] | None
+    camera_fps: float | None
+    rtsp_transport: str
+    timeout: float
+    codec: str
+    crf: int
+    live: bool | None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Config:
+        return cls(
+            source=args.source,
+            output=Path(args.output) if args.output else None,
+            json_path=args.json_path,
+            display=not args.no_display,
+            max_frames=args.max_frames,
+            duration=args.duration,
+            detect_every=args.detect_every,
+            detect_width=args.detect_width,
+            min_face_size=args.min_face_size,
+            thresholds=tuple(args.thresholds),
+            min_confidence=args.min_confidence,
+            device=args.device,
+            camera_size=args.camera_size,
+            camera_fps=args.camera_fps,
+            rtsp_transport=args.rtsp_transport,
+            timeout=args.timeout,
+            codec=args.codec,
+            crf=args.crf,
+            live=args.live,
+        )
+
+
+def _check_writable(path: Path, what: str) -> None:
+    parent = path.parent if path.parent != Path("") else Path(".")
+    if path.is_dir():
+        raise BadInput(f"{path}: is a folder, {what} must be a file")
+    if not parent.is_dir():
+        raise BadInput(f"{path}: cannot write {what}, folder {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise BadInput(f"{path}: cannot write {what}, permission denied")
+
+
+def check_outputs(config: Config, source_kind: str) -> None:
+    """Refuse output paths that cannot be written, before anything starts."""
+    from livefaces.recorder import VIDEO_SUFFIXES
+
+    if config.output is not None:
+        if source_kind == "images":
+            if config.output.exists() and not config.output.is_dir():
+                raise BadInput(f"{config.output}: for image sources --output must be a folder")
+            parent = config.output.parent if config.output.parent != Path("") else Path(".")
+            if not config.output.exists() and not parent.is_dir():
+                raise BadInput(f"{config.output}: cannot create the folder, {parent} does not exist")
+            target = config.output if config.output.exists() else parent
+            if not os.access(target, os.W_OK):
+                raise BadInput(f"{config.output}: cannot write there, permission denied")
+        else:
+            if config.output.suffix.lower() not in VIDEO_SUFFIXES:
+                raise BadInput(
+                    f"{config.output}: the output video must end in one of {', '.join(VIDEO_SUFFIXES)}"
+                )
+            _check_writable(config.output, "the video")
+    if config.json_path and config.json_path != "-":
+        _check_writable(Path(config.json_path), "the JSON log")
+
+
+def run_pipeline(config: Config, stop: threading.Event) -> int:
+    """Open the source, build the detector and sinks, run, report. Returns the exit code."""
+    from rich.console import Console
+
+    from livefaces.capture import CaptureSettings, open_source
+    from livefaces.detector import MTCNN
+    from livefaces.display import display_available
+    from livefaces.panel import StatusReporter
+    from livefaces.pipeline import Pipeline, PipelineSettings
+    from livefaces.stats import PipelineStats
+
+    console = Console(stderr=True)
+    settings = CaptureSettings(
+        camera_size=config.camera_size,
+        camera_fps=config.camera_fps,
+        rtsp_transport=config.rtsp_transport,
+        open_timeout=config.timeout,
+        read_timeout=config.timeout,
+        live=config.live,
+        demo_size=config.camera_size or (640, 480),
+        demo_fps=config.camera_fps or 30.0,
+    )
+    source = open_source(config.source, settings)
+    check_outputs(config, source.info.kind)
+    show = config.display and display_available()
+    if config.display and not show:
+        console.print(
+            "livefaces: no display available, running headless (--no-display)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    frames = source.frames()  # reads the first frame: a bad source fails here, before any output exists
+    try:
+        detector = MTCNN(
+            min_face_size=config.min_face_size, thresholds=config.thresholds, device=config.device
+        )
+        stats = PipelineStats()
+        sinks = _sinks(config, source.info, show, stop)
+    except BaseException:
+        frames.close()
+        raise
+    pipeline_settings = PipelineSettings(
+        detect_every=config.detect_every,
+        detect_width=config.detect_width,
+        min_confidence=config.min_confidence,
+        max_frames=config.max_frames,
+        duration=config.duration,
+    )
+    pipeline = Pipeline(source, detector, sinks, pipeline_settings, stats)
+    reporter = StatusReporter(source.info, stats.snapshot, detector.device, console)
+    reporter.start()
+    try:
+        summary = pipeline.run(stop, frames)
+    finally:
+        reporter.stop()
+    written = f", wrote {config.output}" if config.output else ""
+    ended = "stopped" if summary.stopped else "done"
+    line = f"livefaces: {ended}: {summary.frames} frames, {summary.detections} detections{written}"
+    console.print(line, highlight=False, soft_wrap=True)
+    return EXIT_OK
+
+
+def _sinks(config: Config, info: SourceInfo, show: bool, stop: threading.Event) -> list[Sink]:
+    """The outputs asked for: window, annotated video or images, JSON Lines."""
+    from livefaces.display import WindowSink
+    from livefaces.recorder import VideoRecorder
+    from livefaces.sinks import ImageFolderSink, JsonLinesSink
+
+    sinks: list[Sink] = []
+    if show:
+        sinks.append(WindowSink(f"livefaces - {info.name}", stop))
+    if config.output is not None and info.kind == "images":
+        sinks.append(ImageFolderSink(config.output, info.path))
+    elif config.output is not None:
+        audio = info.path if info.kind == "file" else None
+        sinks.append(VideoRecorder(config.output, info.fps, config.codec, config.crf, audio_from=audio))
+    if config.json_path:
+        sinks.append(JsonLinesSink(config.json_path))
+    return sinks
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run livefaces with these arguments; returns the exit code."""
+    stop = threading.Event()
+    try:
+        config = Config.from_args(build_parser().parse_args(argv))
+    except BadInput as error:
+        print(f"livefaces: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    previous = _install_signal_handlers(stop)
+    try:
+        return run_pipeline(config, stop)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except BadInput as error:
+        print(f"livefaces: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as error:  # one line, never a traceback
+        return _report(error)
+    finally:
+        _restore_signal_handlers(previous)
+
+
+def _report(error: Exception) -> int:
+    from livefaces.capture import SourceError
+    from livefaces.networks import WeightsError
+    from livefaces.pipeline import PipelineError
+
+    if isinstance(error, (SourceError, WeightsError, ValueError)):
+        print(f"livefaces: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if isinstance(error, PipelineError):
+        print(f"livefaces: failed: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"livefaces: failed: {type(error).__name__}: {error}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _install_signal_handlers(stop: threading.Event) -> dict:
+    """SIGTERM and a first Ctrl-C stop the run cleanly; a second Ctrl-C interrupts at once."""
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        if signum == signal.SIGINT and stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, request_stop)
+    return previous
+
+
+def _restore_signal_handlers(previous: dict) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""The records that travel through the pipeline: a captured frame and a frame with its faces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from livefaces.detections import Detections
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One captured image.
+
+    index: position in the source, from 0. timestamp: seconds on the source's own clock (the
+    container's presentation time for files, time since the first frame for live sources), so
+    recordings keep the source's timing. captured_at: `time.monotonic()` when it was read, for
+    latency. image: BGR uint8 HxWx3, as OpenCV and PyAV give it. name: the file it came from,
+    for image and folder sources.
+    """
+
+    index: int
+    timestamp: float
+    captured_at: float
+    image: np.ndarray
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class AnnotatedFrame:
+    """A frame with the faces to show on it.
+
+    fresh: the faces were detected on this very frame (not reused from an earlier one).
+    detected_index: the index of the frame the faces were detected on.
+    """
+
+    frame: Frame
+    detections: Detections
+    fresh: bool
+    detected_index: int

@@ -1,0 +1,147 @@
+"""Annotated video recording with PyAV: source timestamps kept, audio copied through.
+
+Frames are encoded with the timestamps they had in the source, so the recording's timing and
+duration match it; for a file source, its audio packets are copied (not re-encoded) alongside,
+up to the last recorded frame. `close()` always flushes the encoder and finalizes the
+container, so a recording stopped by Ctrl-C, SIGTERM or a dying source stays playable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from livefaces.frames import AnnotatedFrame
+
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
+FINE_TIME_BASE = Fraction(1, 90000)
+CRF_CODECS = ("h264", "libx264", "hevc", "libx265", "libvpx-vp9")
+
+
+class VideoRecorder:
+    """A sink that writes annotated frames to a video file (mp4, mkv, mov or avi)."""
+
+    needs_canvas = True
+
+    def __init__(
+        self,
+        path: str | Path,
+        fps: float | None = None,
+        codec: str = "h264",
+        crf: int = 23,
+        preset: str = "veryfast",
+        audio_from: Path | None = None,
+    ) -> None:
+        self.path = Path(path)
+        if self.path.suffix.lower() not in VIDEO_SUFFIXES:
+            raise ValueError(f"{self.path}: the output must end in one of {', '.join(VIDEO_SUFFIXES)}")
+        self.fps = fps or 30.0
+        self.codec, self.crf, self.preset = codec, crf, preset
+        self.audio_from = audio_from
+        self.audio_copied = False
+        self.frames_written = 0
+        self._container: av.container.OutputContainer | None = None
+        self._video: av.VideoStream | None = None
+        self._audio_input: av.container.InputContainer | None = None
+        self._audio_output: av.AudioStream | None = None
+        self._audio_packets: Iterator[av.Packet] | None = None
+        self._pending_audio: av.Packet | None = None
+        self._last_pts = -1
+        self._last_time = 0.0
+        self._time_base = FINE_TIME_BASE
+
+    def write(self, item: AnnotatedFrame, canvas: np.ndarray | None) -> None:
+        """Encode one annotated frame at its source timestamp."""
+        if canvas is None:
+            raise ValueError("the recorder needs the annotated image")
+        if self._container is None:
+            self._open(canvas.shape[1], canvas.shape[0])
+        assert self._container is not None and self._video is not None
+        pts = max(round(item.frame.timestamp / self._time_base), self._last_pts + 1)
+        self._last_pts = pts
+        self._last_time = float(pts * self._time_base)
+        frame = av.VideoFrame.from_ndarray(self._even(canvas), format="bgr24")
+        frame.pts, frame.time_base = pts, self._time_base
+        for packet in self._video.encode(frame):
+            self._container.mux(packet)
+        self.frames_written += 1
+        self._copy_audio_until(self._last_time + 1 / self.fps)
+
+    def close(self) -> None:
+        """Flush the encoder, copy the remaining audio, finalize the file. Safe to call twice."""
+        if self._container is None:
+            return
+        container, self._container = self._container, None
+        try:
+            assert self._video is not None
+            for packet in self._video.encode(None):
+                container.mux(packet)
+            self._container = container
+            self._copy_audio_until(self._last_time + 1 / self.fps)
+            self._container = None
+        finally:
+            container.close()
+            if self._audio_input is not None:
+                self._audio_input.close()
+
+    def _open(self, width: int, height: int) -> None:
+        container = av.open(str(self.path), mode="w")
+        rate = Fraction(self.fps).limit_denominator(1001)
+        if self.path.suffix.lower() == ".avi":
+            self._time_base = 1 / rate
+        stream = container.add_stream(self.codec, rate=rate)
+        stream.width, stream.height = width + width % 2, height + height % 2
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = self._time_base
+        stream.codec_context.time_base = self._time_base
+        if stream.codec_context.name in CRF_CODECS or self.codec in CRF_CODECS:
+            stream.options = {"crf": str(self.crf), "preset": self.preset}
+        self._container, self._video = container, stream
+        if self.audio_from is not None:
+            self._open_audio()
+
+    def _open_audio(self) -> None:
+        assert self._container is not None
+        source = av.open(str(self.audio_from))
+        if not source.streams.audio:
+            source.close()
+            return
+        try:
+            self._audio_output = self._container.add_stream_from_template(source.streams.audio[0])
+        except (av.error.FFmpegError, ValueError):
+            source.close()
+            return
+        self._audio_input = source
+        self._audio_packets = source.demux(source.streams.audio[0])
+        self.audio_copied = True
+
+    def _copy_audio_until(self, seconds: float) -> None:
+        """Mux the source's audio packets that start before `seconds`."""
+        if self._audio_packets is None or self._container is None:
+            return
+        while True:
+            packet = self._pending_audio or next(self._audio_packets, None)
+            self._pending_audio = None
+            if packet is None:
+                self._audio_packets = None
+                return
+            if packet.pts is None or packet.size == 0:
+                continue
+            if float(packet.pts * packet.time_base) >= seconds:
+                self._pending_audio = packet
+                return
+            packet.stream = self._audio_output
+            self._container.mux(packet)
+
+    @staticmethod
+    def _even(image: np.ndarray) -> np.ndarray:
+        """Pad an odd width or height by one black pixel: H.264 in yuv420p needs even sizes."""
+        pad_bottom, pad_right = image.shape[0] % 2, image.shape[1] % 2
+        if pad_bottom or pad_right:
+            return cv2.copyMakeBorder(image, 0, pad_bottom, 0, pad_right, cv2.BORDER_CONSTANT, value=0)
+        return image
