@@ -15,8 +15,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import av
+# isort: off
+# OpenCV before PyAV: both wheels bundle libxcb, and with PyAV's copy loaded first an OpenCV
+# window hangs forever while connecting to the X server.
 import cv2
+import av
+# isort: on
 
 from livefaces.demo import DemoScene
 from livefaces.frames import Frame
@@ -220,6 +224,7 @@ def _read_av(url: str, settings: CaptureSettings, info: SourceInfo, stream: bool
     Files carry the container's presentation times; streams are stamped on arrival. A packet
     that fails to decode in the middle is skipped and counted.
     """
+    opened_at = time.monotonic()
     try:
         container = av.open(
             url,
@@ -227,6 +232,11 @@ def _read_av(url: str, settings: CaptureSettings, info: SourceInfo, stream: bool
             timeout=(settings.open_timeout, settings.read_timeout) if stream else None,
         )
     except av.error.FFmpegError as error:
+        # FFmpeg reports an interrupted open as ExitError or, from inside RTSP, as invalid data.
+        if stream and time.monotonic() - opened_at >= settings.open_timeout:
+            raise SourceError(
+                f"{info.name}: no answer within {settings.open_timeout:g} s (open timeout)"
+            ) from None
         reason = "cannot be opened" if stream else "not a readable video"
         raise SourceError(f"{info.name}: {reason} ({_ffmpeg_reason(error)})") from None
     try:
@@ -237,12 +247,18 @@ def _read_av(url: str, settings: CaptureSettings, info: SourceInfo, stream: bool
         rate = video.average_rate or video.guessed_rate
         info.fps = float(rate) if rate else None
         info.frame_count = video.frames or _estimated_frames(container, video, info.fps)
-        yield from _decode(container, video, info, stream)
+        yield from _decode(container, video, info, stream, settings.read_timeout)
     finally:
         container.close()
 
 
-def _decode(container: av.container.InputContainer, video: av.VideoStream, info: SourceInfo, stream: bool):
+def _decode(
+    container: av.container.InputContainer,
+    video: av.VideoStream,
+    info: SourceInfo,
+    stream: bool,
+    read_timeout: float,
+) -> Iterator[Frame]:
     index, start = 0, None
     packets = container.demux(video)
     while True:
@@ -250,6 +266,8 @@ def _decode(container: av.container.InputContainer, video: av.VideoStream, info:
             packet = next(packets)
         except StopIteration:
             break
+        except av.error.ExitError:
+            raise SourceError(f"{info.name}: no data for {read_timeout:g} s (read timeout)") from None
         except av.error.FFmpegError as error:
             if stream or index == 0:
                 raise SourceError(f"{info.name}: {_ffmpeg_reason(error)}") from None

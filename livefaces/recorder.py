@@ -12,8 +12,13 @@ from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
-import av
+# isort: off
+# OpenCV before PyAV: both wheels bundle libxcb, and with PyAV's copy loaded first an OpenCV
+# window hangs forever while connecting to the X server.
 import cv2
+import av
+
+# isort: on
 import numpy as np
 
 from livefaces.frames import AnnotatedFrame

@@ -1,0 +1,191 @@
+"""Scheduling and failure handling of the threaded pipeline, with real frames and real files."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from livefaces.capture import CaptureSettings, Source, SourceInfo, open_source
+from livefaces.channels import Closed, FrameChannel
+from livefaces.detections import Detections
+from livefaces.frames import Frame
+from livefaces.pipeline import Pipeline, PipelineError, PipelineSettings, detect_frame
+from livefaces.recorder import VideoRecorder
+from livefaces.sinks import JsonLinesSink
+from tests.videos import read_back
+
+
+def test_live_channel_keeps_the_newest_and_counts_drops() -> None:
+    drops = []
+    channel: FrameChannel[int] = FrameChannel(
+        2, lossless=False, stop=threading.Event(), on_drop=lambda: drops.append(1)
+    )
+    for item in range(5):
+        assert channel.put(item)
+    channel.close()
+    assert [channel.get(), channel.get()] == [3, 4]
+    assert isinstance(channel.get(), Closed) and len(drops) == 3
+
+
+def test_lossless_channel_never_drops_and_gives_up_only_on_stop() -> None:
+    stop = threading.Event()
+    channel: FrameChannel[int] = FrameChannel(2, lossless=True, stop=stop)
+    assert channel.put(1) and channel.put(2)
+    stop.set()
+    assert channel.put(3) is False
+    assert [channel.get(), channel.get()] == [1, 2]
+    assert channel.get() is None
+
+
+def test_channel_carries_the_producer_error() -> None:
+    channel: FrameChannel[int] = FrameChannel(1, lossless=True, stop=threading.Event())
+    channel.put(7)
+    channel.close(RuntimeError("boom"))
+    assert channel.get() == 7
+    closed = channel.get()
+    assert isinstance(closed, Closed) and str(closed.error) == "boom"
+    assert channel.poll() == closed
+
+
+class GatedDetector:
+    """Finds nothing, but only when the test lets it: lets a test hold the detector busy."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Semaphore(0)
+        self.seen: list[int] = []
+
+    def detect(self, image: np.ndarray) -> Detections:
+        self.gate.acquire()
+        self.seen.append(int(image[0, 0, 0]))
+        return Detections.empty()
+
+
+class NumberedSource(Source):
+    """Frames whose first pixel holds their index; live or not."""
+
+    def __init__(self, count: int, live: bool, release: threading.Semaphore | None = None) -> None:
+        def read(info: SourceInfo):
+            for index in range(count):
+                if release is not None and index > 0:
+                    release.acquire()
+                image = np.full((24, 32, 3), index, np.uint8)
+                yield Frame(index, index / 30, 0.0, image)
+
+        super().__init__(SourceInfo("numbers", "demo", live=live, fps=30.0), read, paced=False)
+
+
+class Collector:
+    needs_canvas = False
+
+    def __init__(self, after_write=None) -> None:
+        self.items = []
+        self.closed = False
+        self._after_write = after_write
+
+    def write(self, item, canvas) -> None:
+        self.items.append(item)
+        if self._after_write:
+            self._after_write(item)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_files_lose_nothing_and_every_frame_waits_for_its_detection() -> None:
+    detector = GatedDetector()
+    for _ in range(10):
+        detector.gate.release()
+    sink = Collector()
+    Pipeline(NumberedSource(10, live=False), detector, [sink], PipelineSettings(queue_size=2)).run(
+        threading.Event()
+    )
+    assert detector.seen == list(range(10))
+    assert [i.frame.index for i in sink.items] == list(range(10))
+    assert all(i.fresh and i.detected_index == i.frame.index for i in sink.items)
+    assert sink.closed
+
+
+def test_live_display_shows_every_frame_while_the_detector_is_busy() -> None:
+    """The detector is held on frame 0 while 20 more frames arrive: all are shown, with the
+    old result, and the detector then gets only the newest frame."""
+    detector, release = GatedDetector(), threading.Semaphore(0)
+
+    def after_write(item) -> None:
+        if item.frame.index == 19:
+            detector.gate.release()
+            detector.gate.release()
+        release.release()
+
+    sink = Collector(after_write)
+    source = NumberedSource(21, live=True, release=release)
+    pipeline = Pipeline(source, detector, [sink], PipelineSettings(queue_size=64))
+    pipeline.run(threading.Event())
+    assert [i.frame.index for i in sink.items] == list(range(21))
+    assert detector.seen[0] == 0 and len(detector.seen) <= 3
+    assert pipeline.stats.dropped == 0
+
+
+def test_detector_failure_stops_the_run_and_finalizes_the_recording(tmp_path: Path) -> None:
+    class FailingDetector:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def detect(self, image: np.ndarray) -> Detections:
+            self.calls += 1
+            if self.calls > 5:
+                raise RuntimeError("out of memory on the accelerator")
+            return Detections.empty()
+
+    out = tmp_path / "out.mp4"
+    source = open_source("demo", CaptureSettings(demo_size=(160, 120)))
+    recorder = VideoRecorder(out, fps=30)
+    with pytest.raises(PipelineError, match="detector: out of memory"):
+        Pipeline(source, FailingDetector(), [recorder], PipelineSettings(queue_size=2)).run(threading.Event())
+    assert read_back(out)["frames"] == 5
+
+
+def test_capture_failure_is_carried_to_the_caller(tmp_path: Path) -> None:
+    def read(info: SourceInfo):
+        yield Frame(0, 0.0, 0.0, np.zeros((24, 32, 3), np.uint8))
+        raise OSError("stream reset by peer")
+
+    source = Source(SourceInfo("flaky", "stream", live=True), read, paced=False)
+    log = tmp_path / "faces.jsonl"
+
+    class NoFaces:
+        def detect(self, image: np.ndarray) -> Detections:
+            return Detections.empty()
+
+    with pytest.raises(PipelineError, match="capture: stream reset by peer"):
+        Pipeline(source, NoFaces(), [JsonLinesSink(str(log))]).run(threading.Event())
+    assert len(log.read_text().splitlines()) == 1
+
+
+def test_stop_event_ends_an_endless_source() -> None:
+    stop = threading.Event()
+
+    class NoFaces:
+        def detect(self, image: np.ndarray) -> Detections:
+            return Detections.empty()
+
+    sink = Collector(lambda item: stop.set() if item.frame.index == 4 else None)
+    summary = Pipeline(open_source("demo"), NoFaces(), [sink]).run(stop)
+    assert summary.stopped and 5 <= len(sink.items) <= 6 and sink.closed
+
+
+def test_downscaled_detection_maps_boxes_back(detector) -> None:
+    from livefaces.boxes import iou
+    from livefaces.demo import DemoScene
+
+    scene = DemoScene(1280, 720)
+    frame = Frame(0, 0.0, 0.0, scene.render(30))
+    full = detect_frame(detector, frame, PipelineSettings())
+    small = detect_frame(detector, frame, PipelineSettings(detect_width=640))
+    truth = scene.truth(30)
+    assert len(full) == len(small) == len(truth)
+    assert iou(truth, small.boxes).max(axis=1).min() > 0.6
+    strong = detect_frame(detector, frame, PipelineSettings(min_confidence=0.9999))
+    assert np.all(strong.scores >= 0.9999) and len(strong) <= len(full)

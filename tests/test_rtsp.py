@@ -1,0 +1,256 @@
+"""RTSP end to end against a real server on loopback (tests/rtsp_server.py, GStreamer), no mocks.
+
+The server runs under Debian's /usr/bin/python3, which has the GStreamer bindings; the tests
+are skipped with a message where those are missing. Every run is bounded by --max-frames, by
+the stream's own end or by the read timeout; nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import av
+import pytest
+
+from livefaces.capture import CaptureSettings, open_source
+from livefaces.cli import main
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+SERVER = Path(__file__).resolve().with_name("rtsp_server.py")
+SIZE = (320, 240)
+READY_SECONDS = 20.0
+STOP_SECONDS = 5.0
+
+StartServer = Callable[..., tuple[str, subprocess.Popen]]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (the kernel's pick)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def gst_python() -> str:
+    """Debian's interpreter, if it can import GstRtspServer; otherwise the RTSP tests skip."""
+    check = 'import gi; gi.require_version("GstRtspServer", "1.0"); from gi.repository import GstRtspServer'
+    try:
+        result = subprocess.run([SYSTEM_PYTHON, "-c", check], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        pytest.skip(f"no RTSP test server: {SYSTEM_PYTHON} cannot run ({error})")
+    if result.returncode != 0:
+        reason = (result.stderr.strip().splitlines() or ["unknown error"])[-1]
+        pytest.skip(
+            f"no RTSP test server: {SYSTEM_PYTHON} cannot import GstRtspServer ({reason}); "
+            "install python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-{base,good,ugly}"
+        )
+    return SYSTEM_PYTHON
+
+
+def _wait_ready(process: subprocess.Popen, log: Path) -> None:
+    """Block until the server prints READY; fail with its stderr if it exits or takes too long."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + READY_SECONDS
+    while True:
+        remaining = deadline - time.monotonic()
+        readable, _, _ = select.select([process.stdout], [], [], max(remaining, 0))
+        if not readable:
+            pytest.fail(f"RTSP server not ready after {READY_SECONDS} s:\n{log.read_text()}")
+        line = process.stdout.readline()
+        if line.strip() == "READY":
+            return
+        if not line:
+            process.wait(STOP_SECONDS)
+            pytest.fail(f"RTSP server exited with {process.returncode}:\n{log.read_text()}")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGCONT)  # a stopped process only acts on SIGTERM once resumed
+    process.terminate()
+    try:
+        process.wait(STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
+
+
+def _server_starter(python: str, folder: Path, stack: contextlib.ExitStack) -> StartServer:
+    def start(*args: str) -> tuple[str, subprocess.Popen]:
+        port = free_port()
+        log = folder / f"rtsp_server_{port}.log"
+        with log.open("w") as errors:
+            process = subprocess.Popen(
+                [python, str(SERVER), "--port", str(port), *args],
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                text=True,
+            )
+        stack.callback(_stop, process)
+        _wait_ready(process, log)
+        return f"rtsp://127.0.0.1:{port}/test", process
+
+    return start
+
+
+@pytest.fixture
+def start_rtsp_server(gst_python: str, tmp_path: Path) -> Iterator[StartServer]:
+    """`start(*server_args)` runs tests/rtsp_server.py: its URL and process, stopped after the test."""
+    with contextlib.ExitStack() as stack:
+        yield _server_starter(gst_python, tmp_path, stack)
+
+
+@pytest.fixture(scope="module")
+def rtsp_url(gst_python: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An endless 320x240 15 fps stream shared by the tests of this module."""
+    with contextlib.ExitStack() as stack:
+        start = _server_starter(gst_python, tmp_path_factory.mktemp("rtsp"), stack)
+        url, _ = start("--size", f"{SIZE[0]}x{SIZE[1]}", "--fps", "15")
+        yield url
+
+
+def decode_all(path: Path) -> tuple[int, tuple[int, int]]:
+    """Decode every video frame of a recording (an error fails the test): count and size."""
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        count = sum(1 for _ in container.decode(video))
+        return count, (video.width, video.height)
+
+
+def json_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_open_source_reads_frames_from_a_real_server(rtsp_url: str) -> None:
+    source = open_source(rtsp_url, CaptureSettings(open_timeout=5, read_timeout=5))
+    assert source.info.kind == "stream"
+    assert source.info.live is True
+    frames = source.frames()
+    try:
+        got = list(itertools.islice(frames, 10))
+    finally:
+        frames.close()
+    assert [frame.index for frame in got] == list(range(10))
+    assert all(frame.image.shape == (SIZE[1], SIZE[0], 3) for frame in got)
+    times = [frame.timestamp for frame in got]
+    assert times[0] == 0.0
+    assert all(later > earlier for earlier, later in itertools.pairwise(times))
+    assert source.info.size == SIZE
+    assert source.info.fps == pytest.approx(15.0)
+
+
+def test_cli_records_a_stream(rtsp_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, log = tmp_path / "out.mp4", tmp_path / "out.jsonl"
+    args = ["--source", rtsp_url, "--no-display", "--max-frames", "20", "--output", str(out)]
+    code = main([*args, "--json", str(log), "--timeout", "5"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "Traceback" not in err
+    recorded, size = decode_all(out)
+    assert size == SIZE
+    records = json_lines(log)
+    # A live source may drop frames the display loop is too slow for; every shown frame is
+    # both recorded and logged.
+    assert 0 < recorded <= 20
+    assert len(records) == recorded
+    indices = [record["frame"] for record in records]
+    assert indices == sorted(set(indices)) and indices[-1] <= 19
+    assert f"livefaces: done: {recorded} frames" in err
+
+
+def test_refused_stream_is_one_line_with_masked_credentials(capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_port()
+    code = main(["--source", f"rtsp://user:secret@127.0.0.1:{port}/x", "--no-display", "--timeout", "2"])
+    captured = capsys.readouterr()
+    assert code == 2
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    line = lines[0]
+    assert line.startswith("livefaces: error: ")
+    assert f"rtsp://***@127.0.0.1:{port}/x" in line
+    assert "refused" in line.lower()
+    assert "secret" not in captured.err + captured.out
+    assert "Traceback" not in captured.err
+
+
+def test_dying_stream_ends_the_run_and_the_recording_stays_playable(
+    start_rtsp_server: StartServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # FFmpeg reads about 30 frames (2 s at 15 fps) while it probes the stream when opening it,
+    # and livefaces' fflags=nobuffer drops them: the stream must outlast that probe.
+    url, _ = start_rtsp_server("--frames", "60", "--fps", "15", "--size", f"{SIZE[0]}x{SIZE[1]}")
+    out = tmp_path / "out.mp4"
+    args = ["--source", url, "--no-display", "--max-frames", "1000", "--timeout", "3"]
+    code = main([*args, "--output", str(out)])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    # The server's EOS reaches FFmpeg as an RTCP BYE: the stream ends normally.
+    assert code == 0, err
+    recorded, size = decode_all(out)
+    assert size == SIZE
+    assert 0 < recorded < 60
+    assert f"livefaces: done: {recorded} frames" in err
+
+
+def test_stalled_stream_fails_on_the_read_timeout_and_the_recording_stays_playable(
+    start_rtsp_server: StartServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, server = start_rtsp_server("--fps", "15", "--size", f"{SIZE[0]}x{SIZE[1]}")
+    # The JSON log goes to a FIFO: its first line (a frame went through the whole pipeline)
+    # freezes the server with SIGSTOP, so the connection stays open but no data comes.
+    fifo = tmp_path / "faces.fifo"
+    os.mkfifo(fifo)
+    lines: list[str] = []
+
+    def freeze_on_first_line() -> None:
+        with fifo.open() as log:
+            for line in log:
+                if not lines:
+                    server.send_signal(signal.SIGSTOP)
+                lines.append(line)
+
+    watcher = threading.Thread(target=freeze_on_first_line, daemon=True)
+    watcher.start()
+    out = tmp_path / "out.mp4"
+    args = ["--source", url, "--no-display", "--max-frames", "1000", "--timeout", "2"]
+    try:
+        code = main([*args, "--output", str(out), "--json", str(fifo)])
+    finally:
+        if watcher.is_alive():  # unblock a reader still waiting for a writer
+            with contextlib.suppress(OSError):
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        watcher.join(STOP_SECONDS)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert code == 1, err
+    last = err.splitlines()[-1]
+    assert last.startswith(f"livefaces: failed: capture: {url}: "), err
+    assert "no data for 2 s (read timeout)" in last, err
+    recorded, size = decode_all(out)
+    assert size == SIZE
+    assert recorded == len(lines) > 0
+
+
+def test_silent_server_fails_on_the_open_timeout(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        code = main(["--source", f"rtsp://127.0.0.1:{port}/x", "--no-display", "--timeout", "1"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip() == f"livefaces: error: rtsp://127.0.0.1:{port}/x: no answer within 1 s (open timeout)"
