@@ -22,8 +22,6 @@ from livefaces.detections import Detections
 
 PNET_CELL = 12
 PNET_STRIDE = 2
-NORMALISE_SHIFT = 127.5
-NORMALISE_SCALE = 1.0 / 128.0
 DEVICES = ("auto", "cpu", "gpu")
 
 
@@ -123,7 +121,7 @@ class MTCNN:
         self.thresholds = thresholds
         self.nms_thresholds = nms_thresholds
         self.device = resolve_device(device)
-        self._weights = networks.load_weights(weights, self.device)
+        self._weights = networks.load_weights(weights)
         self._pyramids: dict[int, Any] = {}
         self._rnet = self._crop_graph(24, networks.rnet, self._weights.rnet)
         self._onet = self._crop_graph(48, networks.onet, self._weights.onet)
@@ -256,7 +254,7 @@ class MTCNN:
                 levels = []
                 for k in range(depth):
                     level = tf.image.resize(pixels, sizes[k], method="bilinear")
-                    levels.append(networks.pnet((level - NORMALISE_SHIFT) * NORMALISE_SCALE, weights))
+                    levels.append(networks.pnet(level, weights))
                 return levels
 
             self._pyramids[depth] = pyramid
@@ -275,6 +273,6 @@ class MTCNN:
         )
         def run(images: tf.Tensor, crops: tf.Tensor, owners: tf.Tensor) -> Any:
             patches = tf.image.crop_and_resize(images, crops, owners, (size, size))
-            return network((patches - NORMALISE_SHIFT) * NORMALISE_SCALE, weights)
+            return network(patches, weights)
 
         return run

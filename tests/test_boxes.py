@@ -105,3 +105,17 @@ def test_crop_coordinates_halve_a_box() -> None:
     sampled = tf.image.crop_and_resize(image, crops, [0], (2, 2)).numpy()[0, :, :, 0]
     expected = image[0, :4, :4, 0].reshape(2, 2, 2, 2).mean(axis=(1, 3))
     np.testing.assert_allclose(sampled, expected, atol=1e-4)
+
+
+def test_opencv_union_nms_equals_the_numpy_loop() -> None:
+    rng = np.random.default_rng(7)
+    for trial in range(300):
+        count = int(rng.integers(1, 200))
+        corners = rng.uniform(0, 300, (count, 2))
+        boxes = np.concatenate([corners, corners + rng.uniform(0, 60, (count, 2))], axis=1)
+        scores = rng.uniform(0.5, 1.0, count).astype(np.float32)
+        if trial % 3 == 0:
+            scores = np.round(scores, 2)  # many ties
+        for threshold in (0.3, 0.5, 0.7):
+            expected = bx._nms_greedy(boxes, scores.astype(np.float64), threshold, "union")
+            np.testing.assert_array_equal(bx._nms_union(boxes, scores, threshold), expected)

@@ -1,0 +1,171 @@
+"""Detector speed: livefaces against the `mtcnn` and `facenet-pytorch` packages, and a soak run.
+
+    python benchmarks/detector.py                  # speed table + 2,000-call soak
+    python benchmarks/detector.py --soak 0         # speed table only
+    /opt/peers/bin/python benchmarks/detector.py   # an environment that also has the peers
+
+Real frames (../shared/data/videos when present, else the bundled image) are resized to
+640x480 and 1280x720; every detector sees the same frames with the paper's settings. The
+figures are medians (and 90th percentiles) of single-call wall times after a warm-up. The soak
+alternates the two sizes and reports graph retracing and resident-memory growth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from frames import real_frames, resized
+from peers import FACTORIES, MIN_FACE, THRESHOLDS, available
+from rich.console import Console
+from rich.table import Table
+
+SIZES = ((640, 480), (1280, 720))
+WARMUP = 3
+
+
+def timed_calls(call, items: list, repeat: int) -> np.ndarray:
+    """Wall time in ms of each call of `call(item)`, over `repeat` passes, after a warm-up."""
+    for item in items[:WARMUP]:
+        call(item)
+    times = []
+    for _ in range(repeat):
+        for item in items:
+            start = time.perf_counter()
+            call(item)
+            times.append((time.perf_counter() - start) * 1000)
+    return np.array(times)
+
+
+def worker(name: str, per_video: int, repeat: int) -> None:
+    """Time one detector on every size and print {size: [ms, ...]} as JSON (run in a child)."""
+    detect = available([name])[name]
+    frames, _ = real_frames(per_video)
+    times = {f"{w}x{h}": timed_calls(detect, resized(frames, w, h), repeat).tolist() for w, h in SIZES}
+    print(json.dumps(times))
+
+
+def times_in_child(name: str, per_video: int, repeat: int) -> dict[str, np.ndarray] | None:
+    """Each detector runs in its own process: TensorFlow and PyTorch together in one crash here."""
+    command = [sys.executable, __file__, "--worker", name, "--per-video", str(per_video)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run(
+        [*command, "--repeat", str(repeat)], capture_output=True, text=True, env=env, check=False
+    )
+    if done.returncode != 0 or not done.stdout.strip():
+        reason = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        print(f"skipping {name}: {reason}", file=sys.stderr)
+        return None
+    return {size: np.array(ms) for size, ms in json.loads(done.stdout.splitlines()[-1]).items()}
+
+
+def speed_table(names: list[str], per_video: int, repeat: int, console: Console) -> None:
+    results = {name: times_in_child(name, per_video, repeat) for name in names}
+    results = {name: times for name, times in results.items() if times is not None}
+    table = Table(title="ms per frame (median / p90), paper settings, same frames")
+    table.add_column("size")
+    for name in results:
+        table.add_column(name, justify="right")
+    peers = [name for name in results if name != "livefaces"]
+    for name in peers:
+        table.add_column(f"livefaces faster than {name}", justify="right")
+    for width, height in SIZES:
+        size = f"{width}x{height}"
+        cells = [f"{np.median(t[size]):.1f} / {np.percentile(t[size], 90):.1f}" for t in results.values()]
+        ratios = []
+        if "livefaces" in results:
+            own = np.median(results["livefaces"][size])
+            ratios = [f"{np.median(results[name][size]) / own:.2f}x" for name in peers]
+        table.add_row(size, *cells, *ratios)
+    console.print(table)
+
+
+def batch_table(frames: list[np.ndarray], repeat: int, console: Console) -> None:
+    from livefaces import MTCNN
+
+    detector = MTCNN(min_face_size=MIN_FACE, thresholds=THRESHOLDS)
+    table = Table(title="livefaces: detect() against detect_batch() of 4 frames, ms per frame (median)")
+    for column in ("size", "detect", "detect_batch(4)"):
+        table.add_column(column, justify="right")
+    for width, height in SIZES:
+        sized = resized(frames, width, height)
+        single = np.median(timed_calls(detector.detect, sized, repeat))
+        groups = [sized[i : i + 4] for i in range(0, len(sized) - 3, 4)] or [sized * 4]
+        batched = np.median(timed_calls(detector.detect_batch, groups, repeat)) / len(groups[0])
+        table.add_row(f"{width}x{height}", f"{single:.1f}", f"{batched:.1f}")
+    console.print(table)
+
+
+def resident_mb() -> float:
+    """This process's resident memory in MB (Linux /proc)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def tracing_count(detector) -> int:
+    """How many times the detector's graphs have been traced so far."""
+    graphs = [*detector._pyramids.values(), detector._rnet, detector._onet]
+    return sum(graph.experimental_get_tracing_count() for graph in graphs)
+
+
+def soak(frames: list[np.ndarray], calls: int, console: Console) -> None:
+    from livefaces import MTCNN
+
+    detector = MTCNN(min_face_size=MIN_FACE, thresholds=THRESHOLDS)
+    small, large = (resized(frames, w, h) for w, h in SIZES)
+    for image in small[:WARMUP] + large[:WARMUP]:
+        detector.detect(image)
+    gc.collect()
+    traced, rss = tracing_count(detector), resident_mb()
+    start = time.perf_counter()
+    for i in range(calls):
+        pool = small if i % 2 == 0 else large
+        detector.detect(pool[(i // 2) % len(pool)])
+    elapsed = time.perf_counter() - start
+    gc.collect()
+    table = Table(title=f"soak: {calls} calls alternating 640x480 and 1280x720 after one warm-up of each")
+    for column in ("calls", "seconds", "graphs retraced", "RSS before MB", "RSS after MB", "RSS growth MB"):
+        table.add_column(column, justify="right")
+    after = resident_mb()
+    table.add_row(
+        str(calls),
+        f"{elapsed:.0f}",
+        str(tracing_count(detector) - traced),
+        f"{rss:.0f}",
+        f"{after:.0f}",
+        f"{after - rss:+.1f}",
+    )
+    console.print(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--detectors", default=",".join(FACTORIES), help="comma-separated names")
+    parser.add_argument("--per-video", type=int, default=5, help="frames taken from each video")
+    parser.add_argument("--repeat", type=int, default=3, help="passes over the frames per detector")
+    parser.add_argument("--soak", type=int, default=2000, help="soak calls (0: skip)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.per_video, args.repeat)
+        return
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    frames, origin = real_frames(args.per_video)
+    console.print(f"frames: {origin}")
+    speed_table(args.detectors.split(","), args.per_video, args.repeat, console)
+    batch_table(frames, args.repeat, console)
+    if args.soak:
+        soak(frames, args.soak, console)
+
+
+if __name__ == "__main__":
+    main()

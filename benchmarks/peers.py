@@ -1,0 +1,95 @@
+"""The `mtcnn` and `facenet-pytorch` packages behind one call, for side-by-side figures.
+
+Each adapter takes an RGB uint8 image and returns (boxes x1,y1,x2,y2 (N,4), scores (N,)), with
+the paper's settings that livefaces uses by default: minimum face 20 px, factor 0.709,
+thresholds 0.6/0.7/0.7. A package that is not installed is skipped with a message.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+import numpy as np
+
+Detector = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+MIN_FACE = 20
+FACTOR = 0.709
+THRESHOLDS = (0.6, 0.7, 0.7)
+
+
+def livefaces_detector() -> Detector:
+    from livefaces import MTCNN
+
+    detector = MTCNN(min_face_size=MIN_FACE, scale_factor=FACTOR, thresholds=THRESHOLDS)
+
+    def detect(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        found = detector.detect(rgb)
+        return found.boxes.astype(np.float64), found.scores.astype(np.float64)
+
+    return detect
+
+
+def mtcnn_detector() -> Detector:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from mtcnn import MTCNN as PeerMTCNN
+
+    detector = PeerMTCNN(device="CPU:0")
+    settings = {
+        "min_face_size": MIN_FACE,
+        "scale_factor": FACTOR,
+        "threshold_pnet": THRESHOLDS[0],
+        "threshold_rnet": THRESHOLDS[1],
+        "threshold_onet": THRESHOLDS[2],
+    }
+
+    def detect(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        faces = detector.detect_faces(rgb, **settings)
+        boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (f["box"] for f in faces)], np.float64)
+        scores = np.array([f["confidence"] for f in faces], np.float64)
+        return boxes.reshape(-1, 4), scores
+
+    return detect
+
+
+def facenet_detector() -> Detector:
+    import torch
+    from facenet_pytorch import MTCNN as PeerMTCNN
+
+    torch.set_grad_enabled(False)
+    detector = PeerMTCNN(
+        keep_all=True,
+        min_face_size=MIN_FACE,
+        factor=FACTOR,
+        thresholds=list(THRESHOLDS),
+        post_process=False,
+        device="cpu",
+    )
+
+    def detect(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        boxes, scores = detector.detect(rgb)
+        if boxes is None:
+            return np.zeros((0, 4)), np.zeros(0)
+        return np.asarray(boxes, np.float64), np.asarray(scores, np.float64)
+
+    return detect
+
+
+FACTORIES: dict[str, Callable[[], Detector]] = {
+    "livefaces": livefaces_detector,
+    "mtcnn": mtcnn_detector,
+    "facenet-pytorch": facenet_detector,
+}
+
+
+def available(names: list[str]) -> dict[str, Detector]:
+    """The detectors that load here, by name; the others are reported on stderr and skipped."""
+    loaded = {}
+    for name in names:
+        try:
+            loaded[name] = FACTORIES[name]()
+        except ImportError as error:
+            print(f"skipping {name}: not installed ({error})", file=sys.stderr)
+    return loaded
