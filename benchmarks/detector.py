@@ -15,15 +15,13 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from frames import real_frames, resized
-from peers import FACTORIES, MIN_FACE, THRESHOLDS, available
+from peers import FACTORIES, MIN_FACE, THRESHOLDS, available, json_from_child
 from rich.console import Console
 from rich.table import Table
 
@@ -53,17 +51,8 @@ def worker(name: str, per_video: int, repeat: int) -> None:
 
 
 def times_in_child(name: str, per_video: int, repeat: int) -> dict[str, np.ndarray] | None:
-    """Each detector runs in its own process: TensorFlow and PyTorch together in one crash here."""
-    command = [sys.executable, __file__, "--worker", name, "--per-video", str(per_video)]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    done = subprocess.run(
-        [*command, "--repeat", str(repeat)], capture_output=True, text=True, env=env, check=False
-    )
-    if done.returncode != 0 or not done.stdout.strip():
-        reason = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
-        print(f"skipping {name}: {reason}", file=sys.stderr)
-        return None
-    return {size: np.array(ms) for size, ms in json.loads(done.stdout.splitlines()[-1]).items()}
+    found = json_from_child(__file__, name, ["--per-video", str(per_video), "--repeat", str(repeat)])
+    return None if found is None else {size: np.array(ms) for size, ms in found.items()}
 
 
 def speed_table(names: list[str], per_video: int, repeat: int, console: Console) -> None:

@@ -7,7 +7,9 @@ thresholds 0.6/0.7/0.7. A package that is not installed is skipped with a messag
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 from collections.abc import Callable
 
@@ -93,3 +95,19 @@ def available(names: list[str]) -> dict[str, Detector]:
         except ImportError as error:
             print(f"skipping {name}: not installed ({error})", file=sys.stderr)
     return loaded
+
+
+def json_from_child(script: str, name: str, args: list[str]) -> object | None:
+    """Run `script --worker name *args` in its own process and return the JSON it prints last.
+
+    Each detector gets a process of its own: TensorFlow and PyTorch loaded together crash here,
+    and separate processes keep one detector's threads and memory from skewing another's figures.
+    """
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    command = [sys.executable, script, "--worker", name, *args]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0 or not done.stdout.strip():
+        reason = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        print(f"skipping {name}: {reason}", file=sys.stderr)
+        return None
+    return json.loads(done.stdout.splitlines()[-1])

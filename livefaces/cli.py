@@ -7,11 +7,12 @@ Exit codes: 0 done (also after q, Esc, Ctrl-C or SIGTERM), 1 failure while runni
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -59,11 +60,20 @@ def _bounded(kind: type, low: float, high: float | None = None):
     return parse
 
 
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where there is one worth reading (not None, not a flag's False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or isinstance(action.default, bool) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="livefaces",
         description="Real-time MTCNN face detection on a webcam, stream, video file, image or folder.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_DefaultsFormatter,
     )
     parser.add_argument(
         "-s",
@@ -222,12 +232,29 @@ def check_outputs(config: Config, source_kind: str) -> None:
         _check_writable(Path(config.json_path), "the JSON log")
 
 
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Hide what TensorFlow's C++ side prints while it loads (oneDNN notes, "no CUDA driver"...).
+
+    Those lines come from C++ logging that TF_CPP_MIN_LOG_LEVEL no longer reaches, and they
+    would bury the one-line messages and the panel. Python exceptions still propagate.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def run_pipeline(config: Config, stop: threading.Event) -> int:
     """Open the source, build the detector and sinks, run, report. Returns the exit code."""
     from rich.console import Console
 
     from livefaces.capture import CaptureSettings, open_source
-    from livefaces.detector import MTCNN
     from livefaces.display import display_available
     from livefaces.panel import StatusReporter
     from livefaces.pipeline import Pipeline, PipelineSettings
@@ -255,9 +282,12 @@ def run_pipeline(config: Config, stop: threading.Event) -> int:
         )
     frames = source.frames()  # reads the first frame: a bad source fails here, before any output exists
     try:
-        detector = MTCNN(
-            min_face_size=config.min_face_size, thresholds=config.thresholds, device=config.device
-        )
+        with native_stderr_silenced():
+            from livefaces.detector import MTCNN
+
+            detector = MTCNN(
+                min_face_size=config.min_face_size, thresholds=config.thresholds, device=config.device
+            )
         stats = PipelineStats()
         sinks = _sinks(config, source.info, show, stop)
     except BaseException:

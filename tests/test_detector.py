@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -223,3 +226,23 @@ def test_colour_order_matters(detector: MTCNN) -> None:
     bgr_scores = detector.detect(image).scores
     assert len(rgb_scores) >= 1
     assert np.sum(rgb_scores >= 0.9) >= np.sum(bgr_scores >= 0.9)
+
+
+def test_installed_package_finds_its_weights_from_any_folder(tmp_path: Path) -> None:
+    """What `pip install .` put in site-packages carries the weights and the bundled image."""
+    script = (
+        "import json, livefaces, livefaces.networks as n, livefaces.demo as d;"
+        "folder = n.shipped_weights_dir();"
+        "n.load_weights();"
+        "print(json.dumps([livefaces.__file__, sorted(p.name for p in folder.iterdir())]))"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0 and "No module named 'livefaces'" in done.stderr:
+        pytest.skip("livefaces is not installed in this interpreter (scripts/test installs it)")
+    assert done.returncode == 0, done.stderr
+    location, files = json.loads(done.stdout.splitlines()[-1])
+    assert not Path(location).is_relative_to(tmp_path)
+    assert {"pnet.npz", "rnet.npz", "onet.npz", "LICENSE-mtcnn.txt", "README.md"} <= set(files)
