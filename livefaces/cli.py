@@ -69,6 +69,12 @@ class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def _every(text: str) -> int | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    return _bounded(int, 1)(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="livefaces",
@@ -92,8 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--detect-every",
-        type=_bounded(int, 1),
-        help="detect every Nth frame (default: files every frame, live when the detector is free)",
+        type=_every,
+        metavar="N|auto",
+        help="auto: track faces, full scans as often as the machine affords (at least 5/s) and O-Net "
+        "refinement between them; N: full detection every Nth frame, reused in between "
+        "(default: auto for live sources, every frame for files)",
+    )
+    parser.add_argument(
+        "--realtime",
+        action="store_true",
+        help="for files: track faces as for live sources (--detect-every auto) instead of the exact "
+        "full detection on every frame",
     )
     parser.add_argument(
         "--detect-width", type=_bounded(int, 48), help="downscale wider frames to this width for detection"
@@ -159,7 +174,8 @@ class Config:
     display: bool
     max_frames: int | None
     duration: float | None
-    detect_every: int | None
+    detect_every: int | str | None
+    realtime: bool
     detect_width: int | None
     min_face_size: int
     thresholds: tuple[float, float, float]
@@ -175,6 +191,8 @@ class Config:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Config:
+        if args.realtime and isinstance(args.detect_every, int):
+            raise BadInput("--realtime tracks faces (--detect-every auto): leave out --detect-every N")
         return cls(
             source=args.source,
             output=Path(args.output) if args.output else None,
@@ -183,6 +201,7 @@ class Config:
             max_frames=args.max_frames,
             duration=args.duration,
             detect_every=args.detect_every,
+            realtime=args.realtime,
             detect_width=args.detect_width,
             min_face_size=args.min_face_size,
             thresholds=tuple(args.thresholds),
@@ -293,8 +312,11 @@ def run_pipeline(config: Config, stop: threading.Event) -> int:
     except BaseException:
         frames.close()
         raise
+    every = config.detect_every
+    tracking = every == "auto" or (every is None and (source.info.live or config.realtime))
     pipeline_settings = PipelineSettings(
-        detect_every=config.detect_every,
+        detect_every=every if isinstance(every, int) else None,
+        tracking=tracking,
         detect_width=config.detect_width,
         min_confidence=config.min_confidence,
         max_frames=config.max_frames,

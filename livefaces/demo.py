@@ -72,18 +72,23 @@ class DemoScene:
 
     def truth(self, index: int) -> np.ndarray:
         """True face boxes (N, 4) x1, y1, x2, y2 at this frame, for faces at least half in view."""
+        return self.truth_by_face(index)[1]
+
+    def truth_by_face(self, index: int) -> tuple[list[int], np.ndarray]:
+        """Which faces (0, 1, 2: crossing, zooming, circling) are at least half in view, and their boxes."""
         px1, py1, px2, py2 = PORTRAIT_CROP
         fx1, fy1, fx2, fy2 = PORTRAIT_FACE
-        boxes = []
-        for cx, cy, patch_h in self._placements(index):
+        faces, boxes = [], []
+        for face, (cx, cy, patch_h) in enumerate(self._placements(index)):
             scale = patch_h / (py2 - py1)
             left, top = cx - (px2 - px1) * scale / 2, cy - patch_h / 2
             box = [left + (fx1 - px1) * scale, top + (fy1 - py1) * scale]
             box += [left + (fx2 - px1) * scale, top + (fy2 - py1) * scale]
             inside = (min(box[2], self.width) - max(box[0], 0)) / (box[2] - box[0])
             if inside >= 0.5:
+                faces.append(face)
                 boxes.append(box)
-        return np.array(boxes, np.float32).reshape(-1, 4)
+        return faces, np.array(boxes, np.float32).reshape(-1, 4)
 
     def render(self, index: int) -> np.ndarray:
         """The BGR frame at this index."""

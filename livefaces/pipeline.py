@@ -30,7 +30,9 @@ from livefaces.capture import Source
 from livefaces.channels import Closed, FrameChannel
 from livefaces.detections import Detections
 from livefaces.frames import AnnotatedFrame, Frame
+from livefaces.scheduler import ScanScheduler
 from livefaces.stats import PipelineStats
+from livefaces.tracking import TrackingDetector, detect_downscaled
 
 JOIN_SECONDS = 5.0
 
@@ -61,6 +63,9 @@ class PipelineSettings:
 
     detect_every: detect every Nth frame, reuse the result in between. None: every frame for
         files and images; for live sources, the newest frame whenever the detector is free.
+    tracking: track faces instead (`--detect-every auto`): full scans as often as the machine
+        affords (at least 5 a second), O-Net refinement of the tracks on the other frames, and
+        on live sources every displayed frame gets the tracks predicted to its time.
     detect_width: downscale frames wider than this before detection (boxes are mapped back).
     min_confidence: faces below it are dropped from everything shown, recorded and logged.
     max_frames, duration: bound the run (frames read, seconds of source time).
@@ -68,6 +73,7 @@ class PipelineSettings:
     """
 
     detect_every: int | None = None
+    tracking: bool = False
     detect_width: int | None = None
     min_confidence: float = 0.0
     max_frames: int | None = None
@@ -86,15 +92,8 @@ class RunSummary:
 
 def detect_frame(detector: FaceDetector, frame: Frame, settings: PipelineSettings) -> Detections:
     """Faces on one BGR frame, in its own pixel coordinates: colour conversion happens here, once."""
-    image = frame.image
-    height, width = image.shape[:2]
-    if settings.detect_width and width > settings.detect_width:
-        small_h = max(1, round(height * settings.detect_width / width))
-        small = cv2.resize(image, (settings.detect_width, small_h), interpolation=cv2.INTER_AREA)
-        found = detector.detect(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
-        found = found.scaled(width / settings.detect_width, height / small_h)
-    else:
-        found = detector.detect(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
+    found = detect_downscaled(detector, rgb, settings.detect_width)
     if settings.min_confidence > 0:
         found = found.select(found.scores >= settings.min_confidence)
     return found
@@ -119,8 +118,18 @@ class Pipeline:
         self.stats = stats or PipelineStats()
         self.style = style
         self.lossless = not source.info.live
-        every = self.settings.detect_every
-        self.stats.detect_every = str(every) if every else ("1" if self.lossless else "when free")
+        self.tracking: TrackingDetector | None = None
+        if self.settings.tracking:
+            self.tracking = TrackingDetector(
+                detector,  # tracking also needs `refine`, which MTCNN has
+                ScanScheduler(source.info.fps),
+                detect_width=self.settings.detect_width,
+                min_confidence=self.settings.min_confidence,
+            )
+            self.stats.detect_every = self.tracking.scheduler.describe()
+        else:
+            every = self.settings.detect_every
+            self.stats.detect_every = str(every) if every else ("1" if self.lossless else "when free")
 
     def run(self, stop: threading.Event, frames: Iterator[Frame] | None = None) -> RunSummary:
         """Process the source until it ends, a bound is reached or `stop` is set.
@@ -157,7 +166,7 @@ class Pipeline:
 
     def _wants_detection(self, index: int) -> bool:
         every = self.settings.detect_every
-        return every is None or index % every == 0
+        return self.tracking is not None or every is None or index % every == 0
 
     def _capture(
         self, frames: Iterator[Frame], display: FrameChannel, to_detect: FrameChannel, stop: threading.Event
@@ -200,7 +209,11 @@ class Pipeline:
                 if frame is None or isinstance(frame, Closed):
                     break
                 started = time.perf_counter()
-                found = detect_frame(self.detector, frame, self.settings)
+                if self.tracking is not None:
+                    found, _ = self.tracking.process(frame)
+                    self.stats.detect_every = self.tracking.scheduler.describe()
+                else:
+                    found = detect_frame(self.detector, frame, self.settings)
                 self.stats.detected_frame(time.perf_counter() - started)
                 if not results.put((frame.index, found)):
                     break
@@ -229,6 +242,8 @@ class Pipeline:
                 current_index, current = result
             elif not self.lossless:
                 current_index, current = self._newest_result(results, current_index, current)
+                if self.tracking is not None:
+                    current = self.tracking.predict(frame.timestamp)
             started = time.perf_counter()
             item = AnnotatedFrame(frame, current, current_index == frame.index, current_index)
             canvas = overlay.draw(frame.image.copy(), current, self.style) if needs_canvas else None

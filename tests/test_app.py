@@ -177,3 +177,44 @@ def test_real_clip_with_audio_is_copied_frame_for_frame(
     original, recorded = read_back(clip), read_back(out)
     assert recorded["frames"] == 60 and recorded["audio"]
     assert recorded["first"] == pytest.approx(original["first"], abs=1e-3)
+
+
+def test_realtime_file_run_tracks_every_frame(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = write_video(tmp_path / "in.mp4", frames=30)
+    out, log = tmp_path / "out.mp4", tmp_path / "faces.jsonl"
+    args = ["--source", str(source), "--realtime", "--output", str(out), "--json", str(log)]
+    code, err = run_cli(args, capsys)
+    assert code == 0, err
+    assert read_back(out)["frames"] == 30
+    records = json_lines(log)
+    assert [r["frame"] for r in records] == list(range(30))
+    faces = [face for r in records for face in r["faces"]]
+    assert faces and all("track_id" in face for face in faces)
+    assert len({face["track_id"] for face in faces}) <= 3
+
+
+def test_exact_file_run_has_no_track_ids(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = write_video(tmp_path / "in.mp4", frames=6)
+    log = tmp_path / "faces.jsonl"
+    code, err = run_cli(["--source", str(source), "--json", str(log)], capsys)
+    assert code == 0, err
+    faces = [face for r in json_lines(log) for face in r["faces"]]
+    assert faces and not any("track_id" in face for face in faces)
+
+
+def test_live_demo_tracks_by_default(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log = tmp_path / "faces.jsonl"
+    code, err = run_cli(["--source", "demo", "--live", "--max-frames", "20", "--json", str(log)], capsys)
+    assert code == 0, err
+    records = json_lines(log)
+    assert 0 < len(records) <= 20
+    faces = [face for r in records[-5:] for face in r["faces"]]
+    assert faces and all("track_id" in face for face in faces)
+
+
+def test_realtime_with_a_fixed_cadence_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run_cli(["--source", "demo", "--realtime", "--detect-every", "3"], capsys)
+    assert code == 2
+    assert err.strip() == (
+        "livefaces: error: --realtime tracks faces (--detect-every auto): leave out --detect-every N"
+    )

@@ -1,0 +1,93 @@
+"""Tracked detection: full MTCNN scans now and then, O-Net refinement of the tracks in between.
+
+`TrackingDetector.process(frame)` measures one frame, by a full scan when the scheduler says so
+and otherwise by refining the tracks' predicted boxes, feeds the tracker, and returns every live
+track at that frame's time with its id. `predict(t)` gives the tracks at any other time, for frames
+the detector never saw. The detector is anything with `detect(rgb)` and `refine(rgb, boxes)`, like
+`livefaces.MTCNN`; one detector can serve several `TrackingDetector`s, one per source.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from livefaces.detections import Detections
+from livefaces.frames import Frame
+from livefaces.scheduler import ScanScheduler
+from livefaces.tracker import Tracker
+
+
+class RefiningDetector(Protocol):
+    def detect(self, image: np.ndarray) -> Detections: ...
+
+    def refine(self, image: np.ndarray, boxes: np.ndarray) -> Detections: ...
+
+
+class TrackingDetector:
+    """Measures frames for a tracker, choosing between full scans and refinements."""
+
+    def __init__(
+        self,
+        detector: RefiningDetector,
+        scheduler: ScanScheduler,
+        tracker: Tracker | None = None,
+        detect_width: int | None = None,
+        min_confidence: float = 0.0,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.detector = detector
+        self._clock = clock
+        self.scheduler = scheduler
+        self.tracker = tracker or Tracker()
+        self.detect_width = detect_width
+        self.min_confidence = min_confidence
+        self.full_scans = 0
+        self.refinements = 0
+
+    def process(self, frame: Frame) -> tuple[Detections, bool]:
+        """Measure `frame` (BGR); returns the live tracks at its time and whether it was a full scan."""
+        rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
+        started = self._clock()
+        full_scan = self.scheduler.wants_full_scan(frame.timestamp)
+        if full_scan:
+            found = self._scan(rgb)
+        else:
+            expected = self.tracker.boxes(frame.timestamp)
+            found = self.detector.refine(rgb, expected) if len(expected) else Detections.empty()
+        if self.min_confidence > 0:
+            found = found.select(found.scores >= self.min_confidence)
+        self.tracker.update(found, frame.timestamp)
+        seconds = self._clock() - started
+        if full_scan:
+            self.full_scans += 1
+            self.scheduler.scanned(frame.timestamp, seconds)
+        else:
+            self.refinements += 1
+            self.scheduler.refined(seconds)
+        return self.tracker.predict(frame.timestamp), full_scan
+
+    def predict(self, timestamp: float) -> Detections:
+        """The live tracks placed at `timestamp`."""
+        return self.tracker.predict(timestamp)
+
+    def _scan(self, rgb: np.ndarray) -> Detections:
+        return detect_downscaled(self.detector, rgb, self.detect_width)
+
+
+class Detector(Protocol):
+    def detect(self, image: np.ndarray) -> Detections: ...
+
+
+def detect_downscaled(detector: Detector, rgb: np.ndarray, width: int | None) -> Detections:
+    """Faces on `rgb`, detected on a copy shrunk to `width` when it is wider, mapped back."""
+    height, full_width = rgb.shape[:2]
+    if not width or full_width <= width:
+        return detector.detect(rgb)
+    small_height = max(1, round(height * width / full_width))
+    small = cv2.resize(rgb, (width, small_height), interpolation=cv2.INTER_AREA)
+    return detector.detect(small).scaled(full_width / width, height / small_height)

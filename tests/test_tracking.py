@@ -1,0 +1,117 @@
+"""Scheduling under a fake clock, refinement with the real MTCNN, and tracking on the demo clip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from livefaces import MTCNN
+from livefaces.boxes import iou
+from livefaces.demo import DemoScene
+from livefaces.detections import Detections
+from livefaces.frames import Frame
+from livefaces.scheduler import ScanScheduler, SchedulerSettings
+from livefaces.tracking import TrackingDetector
+
+FACE = (100.0, 100.0, 160.0, 170.0)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class TimedFakeDetector:
+    """Finds one fixed face; a full scan and a refinement cost given seconds on the fake clock."""
+
+    def __init__(self, clock: FakeClock, scan: float, refine: float) -> None:
+        self.clock, self.scan, self.refine_cost = clock, scan, refine
+
+    def _face(self) -> Detections:
+        box = np.array([FACE], np.float32)
+        return Detections(box, np.array([0.99], np.float32), np.zeros((1, 5, 2), np.float32) + 130)
+
+    def detect(self, image: np.ndarray) -> Detections:
+        self.clock.now += self.scan
+        return self._face()
+
+    def refine(self, image: np.ndarray, boxes: np.ndarray) -> Detections:
+        self.clock.now += self.refine_cost
+        return self._face()
+
+
+def run_clip(scan: float, refine: float, frames: int = 90, fps: float = 30.0) -> list[bool]:
+    """Which frames of a `frames`-long clip got a full scan."""
+    clock = FakeClock()
+    tracking = TrackingDetector(TimedFakeDetector(clock, scan, refine), ScanScheduler(fps), clock=clock)
+    image = np.zeros((240, 320, 3), np.uint8)
+    return [tracking.process(Frame(i, i / fps, 0.0, image))[1] for i in range(frames)]
+
+
+def test_a_fast_detector_scans_every_frame() -> None:
+    assert all(run_clip(scan=0.005, refine=0.001))
+
+
+def test_a_slow_detector_scans_as_often_as_the_budget_allows() -> None:
+    # 0.8 s of budget a second: s * 0.1 + (30 - s) * 0.005 <= 0.8 gives s = 6.8 scans a second.
+    scans = run_clip(scan=0.100, refine=0.005)
+    assert scans[0]
+    per_second = sum(scans[30:90]) / 2
+    assert 6 <= per_second <= 7.5
+    assert not all(scans[1:5])
+
+
+def test_a_very_slow_detector_still_scans_five_times_a_second() -> None:
+    scans = run_clip(scan=0.400, refine=0.005)
+    assert sum(scans[30:90]) / 2 == pytest.approx(5, abs=0.5)
+    gaps = np.diff(np.flatnonzero(scans))
+    assert gaps.max() <= 6  # a new face is found within 6 frames (0.2 s) at 30 fps
+
+
+def test_scheduler_floor_and_ceiling() -> None:
+    scheduler = ScanScheduler(25.0, SchedulerSettings(min_scans_per_second=2.0))
+    assert scheduler.scans_per_second == 2.0  # nothing measured yet
+    scheduler.scanned(0.0, 0.001)
+    scheduler.refined(0.0001)
+    assert scheduler.scans_per_second == 25.0
+    assert scheduler.describe() == "auto: 25.0 scans/s"
+    with pytest.raises(ValueError, match="budget"):
+        SchedulerSettings(budget=0.0)
+
+
+def test_refine_measures_a_moved_face(detector: MTCNN, astronaut: np.ndarray) -> None:
+    found = detector.detect(astronaut)
+    face = found.select(np.array([int(np.argmax(found.scores))]))
+    moved = face.boxes + np.array([8, -6, 8, -6], np.float32)
+    refined = detector.refine(astronaut, moved)
+    assert len(refined) == 1
+    assert iou(refined.boxes, face.boxes)[0, 0] > 0.8
+    assert np.abs(refined.landmarks - face.landmarks).max() < 6
+    assert len(detector.refine(astronaut, np.zeros((0, 4)))) == 0
+
+
+def test_refine_rejects_a_box_without_a_face(detector: MTCNN, astronaut: np.ndarray) -> None:
+    background = np.array([[400, 400, 480, 480]], np.float32)
+    assert len(detector.refine(astronaut, background)) == 0
+
+
+def test_track_ids_are_stable_on_the_demo_clip(detector: MTCNN) -> None:
+    scene = DemoScene()
+    tracking = TrackingDetector(detector, ScanScheduler(scene.fps))
+    ids_of_face: dict[int, set[int]] = {}
+    for index in range(150):
+        tracks, _ = tracking.process(Frame(index, index / scene.fps, 0.0, scene.render(index)))
+        faces, truth = scene.truth_by_face(index)
+        if not len(truth) or not len(tracks):
+            continue
+        overlap = iou(truth, tracks.boxes)
+        for row, face in enumerate(faces):
+            best = int(np.argmax(overlap[row]))
+            if overlap[row, best] >= 0.4:
+                ids_of_face.setdefault(face, set()).add(int(tracks.track_ids[best]))
+    assert set(ids_of_face) == {0, 1, 2}, ids_of_face
+    assert all(len(ids) == 1 for ids in ids_of_face.values()), ids_of_face
+    assert tracking.full_scans >= 25 and tracking.refinements > 0
