@@ -13,8 +13,20 @@ if TYPE_CHECKING:
     from livefaces.detections import KEYPOINT_NAMES, Detections
     from livefaces.detector import MTCNN
     from livefaces.networks import WeightsError
+    from livefaces.scheduler import ScanScheduler
+    from livefaces.tracker import Tracker, TrackerSettings
+    from livefaces.tracking import TrackingDetector
 
-__all__ = ["KEYPOINT_NAMES", "MTCNN", "Detections", "WeightsError"]
+__all__ = [
+    "KEYPOINT_NAMES",
+    "MTCNN",
+    "Detections",
+    "ScanScheduler",
+    "Tracker",
+    "TrackerSettings",
+    "TrackingDetector",
+    "WeightsError",
+]
 __version__ = "0.1.0"
 
 _HOMES = {
@@ -22,6 +34,10 @@ _HOMES = {
     "Detections": "livefaces.detections",
     "MTCNN": "livefaces.detector",
     "WeightsError": "livefaces.networks",
+    "ScanScheduler": "livefaces.scheduler",
+    "Tracker": "livefaces.tracker",
+    "TrackerSettings": "livefaces.tracker",
+    "TrackingDetector": "livefaces.tracking",
 }
 
 

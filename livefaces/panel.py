@@ -39,7 +39,7 @@ def render_panel(info: SourceInfo, snap: StatsSnapshot, device: str) -> Renderab
         "fps",
         f"capture {snap.capture_fps:5.1f}   detect {snap.detect_fps:5.1f}   display {snap.display_fps:5.1f}",
     )
-    table.add_row("detection", f"{snap.detect_ms:6.1f} ms   every {snap.detect_every} frame(s)")
+    table.add_row("detection", f"{snap.detect_ms:6.1f} ms   {snap.detect_every}")
     table.add_row("latency", f"{snap.latency_ms:6.1f} ms capture to display")
     table.add_row(
         "frames",

@@ -81,8 +81,8 @@ class ScanScheduler:
         self.refine_seconds = self._average(self.refine_seconds, seconds)
 
     def describe(self) -> str:
-        """The cadence chosen, for the panel: e.g. 'auto: 7.5 scans/s'."""
-        return f"auto: {self.scans_per_second:.1f} scans/s"
+        """The cadence chosen, for the panel: e.g. 'tracking, 7.5 full scans/s'."""
+        return f"tracking, {self.scans_per_second:.1f} full scans/s"
 
     def _average(self, current: float | None, new: float) -> float:
         weight = self.settings.cost_smoothing

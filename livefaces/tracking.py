@@ -83,11 +83,18 @@ class Detector(Protocol):
     def detect(self, image: np.ndarray) -> Detections: ...
 
 
-def detect_downscaled(detector: Detector, rgb: np.ndarray, width: int | None) -> Detections:
-    """Faces on `rgb`, detected on a copy shrunk to `width` when it is wider, mapped back."""
+def shrink(rgb: np.ndarray, width: int | None) -> tuple[np.ndarray, tuple[float, float]]:
+    """`rgb` shrunk to `width` when it is wider, and the factors (x, y) that map results back."""
     height, full_width = rgb.shape[:2]
     if not width or full_width <= width:
-        return detector.detect(rgb)
+        return rgb, (1.0, 1.0)
     small_height = max(1, round(height * width / full_width))
     small = cv2.resize(rgb, (width, small_height), interpolation=cv2.INTER_AREA)
-    return detector.detect(small).scaled(full_width / width, height / small_height)
+    return small, (full_width / width, height / small_height)
+
+
+def detect_downscaled(detector: Detector, rgb: np.ndarray, width: int | None) -> Detections:
+    """Faces on `rgb`, detected on a copy shrunk to `width` when it is wider, mapped back."""
+    image, factors = shrink(rgb, width)
+    found = detector.detect(image)
+    return found if factors == (1.0, 1.0) else found.scaled(*factors)

@@ -189,3 +189,44 @@ def test_downscaled_detection_maps_boxes_back(detector) -> None:
     assert iou(truth, small.boxes).max(axis=1).min() > 0.6
     strong = detect_frame(detector, frame, PipelineSettings(min_confidence=0.9999))
     assert np.all(strong.scores >= 0.9999) and len(strong) <= len(full)
+
+
+class BatchRecorder:
+    """Returns one box whose x1 is the frame's index and records each call's frames; every call
+    waits until the source has read its last frame."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[int]] = []
+        self.all_read = threading.Event()
+
+    def _found(self, image: np.ndarray) -> Detections:
+        index = float(image[0, 0, 0])
+        box = np.array([[index, 0, index + 10, 10]], np.float32)
+        return Detections(box, np.ones(1, np.float32), np.zeros((1, 5, 2), np.float32))
+
+    def detect(self, image: np.ndarray) -> Detections:
+        return self.detect_batch([image])[0]
+
+    def detect_batch(self, images: list[np.ndarray]) -> list[Detections]:
+        assert self.all_read.wait(10)
+        self.calls.append([int(image[0, 0, 0]) for image in images])
+        return [self._found(image) for image in images]
+
+
+def test_queued_file_frames_share_batch_calls_and_keep_their_own_results() -> None:
+    detector = BatchRecorder()
+
+    def read(info: SourceInfo):
+        for index in range(10):
+            yield Frame(index, index / 30, 0.0, np.full((24, 32, 3), index, np.uint8))
+        detector.all_read.set()
+
+    source = Source(SourceInfo("numbers", "demo", live=False, fps=30.0), read, paced=False)
+    sink = Collector()
+    settings = PipelineSettings(queue_size=16, batch_size=4)
+    Pipeline(source, detector, [sink], settings).run(threading.Event())
+    # Once the first call returns, every other frame is queued: the next call takes four.
+    assert [index for call in detector.calls for index in call] == list(range(10))
+    assert all(1 <= len(call) <= 4 for call in detector.calls) and len(detector.calls[1]) == 4
+    assert [int(item.detections.boxes[0, 0]) for item in sink.items] == list(range(10))
+    assert all(item.fresh for item in sink.items)

@@ -1,0 +1,299 @@
+"""Tracking figures: speed at 1280x720, quality against exact mode, id stability, jitter, and the
+facenet-pytorch "fast MTCNN" recipe on the same frames.
+
+    python benchmarks/tracking.py
+    /opt/peers/bin/python benchmarks/tracking.py   # also runs the facenet-pytorch recipe
+
+Clips (made in a temporary folder, 1280x720 H.264 at the source rate): the Hamilton clip
+upscaled 2x, the single-face ASL clip upscaled to 720 lines and pillarboxed, a still face (the
+bundled photo, 90 frames), and the `demo` source rendered at 1280x720.
+
+1. Recording: each clip through the app's pipeline with tracking (`--realtime`), annotated and
+   encoded to mp4: end-to-end frames per second and full scans per second of video.
+2. Live: each clip paced at its own rate (`--live`, tracking is the default there): display rate.
+3. Quality: the tracked boxes of run 1 against exact mode (full detection on every frame):
+   mean IoU of matched boxes, share of exact faces with confidence >= 0.95 that the tracked
+   output also shows (IoU >= 0.5), track-id switches, and frame-to-frame jitter of the boxes.
+4. On pre-decoded frames of the Hamilton clip: livefaces exact, livefaces tracking and the
+   facenet-pytorch recipe (every 4th frame at half size, boxes reused), speed and quality.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import av
+import cv2
+import numpy as np
+from frames import BUNDLED, VIDEOS
+from peers import json_from_child
+from rich.console import Console
+from rich.table import Table
+
+from livefaces.boxes import iou
+from livefaces.capture import CaptureSettings, open_source
+from livefaces.demo import DemoScene
+from livefaces.detections import Detections
+from livefaces.frames import AnnotatedFrame, Frame
+from livefaces.pipeline import Pipeline, PipelineSettings
+from livefaces.recorder import VideoRecorder
+from livefaces.scheduler import ScanScheduler
+from livefaces.tracker import greedy_match
+from livefaces.tracking import TrackingDetector
+
+if TYPE_CHECKING:  # TensorFlow stays out of the facenet-pytorch worker: the two together crash
+    from livefaces import MTCNN
+
+SIZE = (1280, 720)
+CONFIDENT = 0.95
+SINGLE_FACE = ("asl", "still face")  # id switches and jitter are measured on one-face clips
+
+
+def fit_1280x720(rgb: np.ndarray) -> np.ndarray:
+    """Upscale to 720 lines and pillarbox to 1280 columns (no stretching)."""
+    height, width = rgb.shape[:2]
+    scaled_width = round(width * SIZE[1] / height)
+    scaled = cv2.resize(rgb, (scaled_width, SIZE[1]), interpolation=cv2.INTER_CUBIC)
+    canvas = np.zeros((SIZE[1], SIZE[0], 3), np.uint8)
+    left = (SIZE[0] - scaled_width) // 2
+    canvas[:, left : left + scaled_width] = scaled[:, : SIZE[0]]
+    return canvas
+
+
+def encode(frames: list[np.ndarray], rate, path: Path) -> Path:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = SIZE[0], SIZE[1], "yuv420p"
+        stream.options = {"crf": "18", "preset": "veryfast"}
+        for rgb in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def make_clips(folder: Path) -> dict[str, Path]:
+    clips = {}
+    for name, file in (
+        ("hamilton", "face_recognition__short_hamilton_clip.mp4"),
+        ("asl", "sample-videos__asl_again.mkv"),
+    ):
+        path = VIDEOS / file
+        if not path.is_file():
+            print(f"{path} not found: skipping that clip", file=sys.stderr)
+            continue
+        with av.open(str(path)) as container:
+            rate = container.streams.video[0].average_rate
+            frames = [fit_1280x720(f.to_ndarray(format="rgb24")) for f in container.decode(video=0)]
+        clips[name] = encode(frames, rate, folder / f"{name}_1280x720.mp4")
+    still = fit_1280x720(cv2.cvtColor(cv2.imread(str(BUNDLED)), cv2.COLOR_BGR2RGB))
+    clips["still face"] = encode([still] * 90, 30, folder / "still_1280x720.mp4")
+    demo = DemoScene(*SIZE)
+    rendered = [cv2.cvtColor(demo.render(i), cv2.COLOR_BGR2RGB) for i in range(300)]
+    clips["demo"] = encode(rendered, 30, folder / "demo_1280x720.mp4")
+    return clips
+
+
+@dataclass
+class Collector:
+    """A sink keeping each frame's faces (no drawing needed)."""
+
+    needs_canvas: bool = False
+    faces: dict[int, Detections] = field(default_factory=dict)
+
+    def write(self, item: AnnotatedFrame, canvas: np.ndarray | None) -> None:
+        self.faces[item.frame.index] = item.detections
+
+    def close(self) -> None:
+        pass
+
+
+def record_with_tracking(
+    clip: Path, detector: MTCNN, output: Path
+) -> tuple[float, float, dict[int, Detections]]:
+    """End-to-end fps, full scans per second of video, and the faces of every frame."""
+    source = open_source(str(clip))
+    collector = Collector()
+    recorder = VideoRecorder(output, source.info.fps)
+    pipeline = Pipeline(source, detector, [recorder, collector], PipelineSettings(tracking=True))
+    start = time.perf_counter()
+    summary = pipeline.run(threading.Event())
+    elapsed = time.perf_counter() - start
+    assert pipeline.tracking is not None
+    video_seconds = summary.frames / (source.info.fps or 30.0)
+    return summary.frames / elapsed, pipeline.tracking.full_scans / video_seconds, collector.faces
+
+
+def live_display_rate(clip: Path, detector: MTCNN) -> tuple[float, float, int]:
+    """Display fps and source fps when the clip is paced like a camera, and frames dropped."""
+    source = open_source(str(clip), CaptureSettings(live=True))
+    pipeline = Pipeline(source, detector, [Collector()], PipelineSettings(tracking=True))
+    start = time.perf_counter()
+    summary = pipeline.run(threading.Event())
+    elapsed = time.perf_counter() - start
+    return summary.frames / elapsed, source.info.fps or 30.0, pipeline.stats.snapshot().dropped
+
+
+def decoded(clip: Path) -> list[np.ndarray]:
+    with av.open(str(clip)) as container:
+        return [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
+
+
+def exact_mode(frames: list[np.ndarray], detector: MTCNN) -> tuple[float, dict[int, Detections]]:
+    start = time.perf_counter()
+    faces = {i: detector.detect(cv2.cvtColor(f, cv2.COLOR_BGR2RGB)) for i, f in enumerate(frames)}
+    return len(frames) / (time.perf_counter() - start), faces
+
+
+def tracking_loop(
+    frames: list[np.ndarray], detector: MTCNN, fps: float
+) -> tuple[float, dict[int, Detections]]:
+    tracking = TrackingDetector(detector, ScanScheduler(fps))
+    start = time.perf_counter()
+    faces = {i: tracking.process(Frame(i, i / fps, 0.0, f))[0] for i, f in enumerate(frames)}
+    return len(frames) / (time.perf_counter() - start), faces
+
+
+def quality(tracked: dict[int, Detections | np.ndarray], exact: dict[int, Detections]) -> tuple[float, float]:
+    """Mean IoU of matched boxes, and the share of confident exact faces the tracked output shows."""
+    overlaps, confident, shown = [], 0, 0
+    for index, truth in exact.items():
+        found = tracked.get(index)
+        boxes = found.boxes if isinstance(found, Detections) else np.asarray(found).reshape(-1, 4)
+        matrix = iou(truth.boxes, boxes) if len(boxes) and len(truth) else np.zeros((len(truth), 0))
+        overlaps += [matrix[row, column] for row, column in greedy_match(matrix, 0.3)]
+        for row in np.flatnonzero(truth.scores >= CONFIDENT):
+            confident += 1
+            shown += bool(matrix.shape[1] and matrix[row].max() >= 0.5)
+    return float(np.mean(overlaps)) if overlaps else 0.0, shown / max(confident, 1)
+
+
+def id_switches(tracked: dict[int, Detections], exact: dict[int, Detections]) -> int:
+    """How often the track shown on the same exact-mode face changes id between frames."""
+    switches, previous = 0, None
+    for index in sorted(exact):
+        truth, found = exact[index], tracked.get(index)
+        confident = truth.select(truth.scores >= CONFIDENT)
+        if found is None or not len(confident) or not len(found):
+            continue
+        matrix = iou(confident.boxes[:1], found.boxes)[0]
+        if matrix.max() < 0.5:
+            continue
+        current = int(found.track_ids[int(matrix.argmax())])
+        switches += previous is not None and current != previous
+        previous = current
+    return switches
+
+
+def jitter(tracked: dict[int, Detections]) -> tuple[float, float]:
+    """Frame-to-frame movement of the most confident face's box as % of its size: median, p95."""
+    boxes = [tracked[i].boxes[int(np.argmax(tracked[i].scores))] for i in sorted(tracked) if len(tracked[i])]
+    steps = [np.abs(b - a).max() / (a[2] - a[0]) * 100 for a, b in itertools.pairwise(boxes)]
+    return float(np.median(steps)), float(np.percentile(steps, 95))
+
+
+def fast_recipe_worker(clip: str) -> None:
+    """facenet-pytorch's fast-MTCNN recipe: every 4th frame at half size, boxes reused in between."""
+    import json
+
+    import torch
+    from facenet_pytorch import MTCNN as FacenetMTCNN
+
+    torch.set_grad_enabled(False)
+    mtcnn = FacenetMTCNN(
+        keep_all=True, min_face_size=20, thresholds=[0.6, 0.7, 0.7], factor=0.709, device="cpu"
+    )
+    frames = [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in decoded(Path(clip))]
+    mtcnn.detect(frames[0])
+    boxes_of_frame, boxes = [], np.zeros((0, 4))
+    start = time.perf_counter()
+    for i, frame in enumerate(frames):
+        if i % 4 == 0:
+            small = cv2.resize(frame, (frame.shape[1] // 2, frame.shape[0] // 2))
+            found, _ = mtcnn.detect(small)
+            boxes = np.zeros((0, 4)) if found is None else np.asarray(found) * 2
+        boxes_of_frame.append(boxes.tolist())
+    print(json.dumps({"fps": len(frames) / (time.perf_counter() - start), "boxes": boxes_of_frame}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--clip", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        fast_recipe_worker(args.clip)
+        return
+    from livefaces import MTCNN
+
+    console = Console(width=None if sys.stdout.isatty() else 140)
+    detector = MTCNN()
+    detector.detect(np.zeros((SIZE[1], SIZE[0], 3), np.uint8))
+    with tempfile.TemporaryDirectory() as scratch:
+        clips = make_clips(Path(scratch))
+        runs = Table(
+            title="tracking at 1280x720 (--realtime recording to mp4; live: paced at the source rate)"
+        )
+        columns = (
+            "clip",
+            "frames",
+            "recording fps",
+            "full scans/s",
+            "live display fps",
+            "source fps",
+            "dropped",
+        )
+        columns += (
+            "mean IoU vs exact",
+            f"exact faces >= {CONFIDENT} shown",
+            "id switches",
+            "jitter median / p95 %",
+        )
+        for column in columns:
+            runs.add_column(column, justify="right")
+        for name, clip in clips.items():
+            fps, scans, tracked = record_with_tracking(clip, detector, Path(scratch) / f"{name}.out.mp4")
+            display, source_fps, dropped = live_display_rate(clip, detector)
+            _, exact = exact_mode(decoded(clip), detector)
+            mean_iou, recall = quality(tracked, exact)
+            still_jitter = "{:.2f} / {:.2f}".format(*jitter(tracked)) if name in SINGLE_FACE else "-"
+            single = name in SINGLE_FACE
+            switches = str(id_switches(tracked, exact)) if single else "-"
+            speed = (f"{fps:.1f}", f"{scans:.1f}", f"{display:.2f}", f"{source_fps:.2f}", str(dropped))
+            runs.add_row(
+                name, str(len(tracked)), *speed, f"{mean_iou:.3f}", f"{recall:.3f}", switches, still_jitter
+            )
+            print(f"done: {name}", file=sys.stderr)
+        console.print(runs)
+        if "hamilton" in clips:
+            compare(clips["hamilton"], detector, console)
+
+
+def compare(clip: Path, detector: MTCNN, console: Console) -> None:
+    frames = decoded(clip)
+    exact_fps, exact = exact_mode(frames, detector)
+    tracked_fps, tracked = tracking_loop(frames, detector, 29.97)
+    table = Table(title=f"detection loop on {len(frames)} pre-decoded 1280x720 frames of the Hamilton clip")
+    for column in ("method", "frames/s", "mean IoU vs exact", f"exact faces >= {CONFIDENT} shown"):
+        table.add_column(column, justify="right")
+    table.add_row("livefaces exact (every frame)", f"{exact_fps:.1f}", "1.000", "1.000")
+    table.add_row(
+        "livefaces tracking (auto)", f"{tracked_fps:.1f}", *(f"{v:.3f}" for v in quality(tracked, exact))
+    )
+    recipe = json_from_child(__file__, "facenet-pytorch", ["--clip", str(clip)])
+    if recipe is not None:
+        boxes = {i: np.array(b).reshape(-1, 4) for i, b in enumerate(recipe["boxes"])}
+        values = quality(boxes, exact)
+        table.add_row("facenet-pytorch fast recipe", f"{recipe['fps']:.1f}", *(f"{v:.3f}" for v in values))
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
