@@ -45,7 +45,7 @@ from livefaces.detections import Detections
 from livefaces.frames import AnnotatedFrame, Frame
 from livefaces.pipeline import Pipeline, PipelineSettings
 from livefaces.recorder import VideoRecorder
-from livefaces.scheduler import ScanScheduler
+from livefaces.scheduler import ScanScheduler, SchedulerSettings
 from livefaces.tracker import greedy_match
 from livefaces.tracking import TrackingDetector
 
@@ -155,7 +155,7 @@ def exact_mode(frames: list[np.ndarray], detector: MTCNN) -> tuple[float, dict[i
 def tracking_loop(
     frames: list[np.ndarray], detector: MTCNN, fps: float
 ) -> tuple[float, dict[int, Detections]]:
-    tracking = TrackingDetector(detector, ScanScheduler(fps))
+    tracking = TrackingDetector(detector, ScanScheduler(fps, SchedulerSettings(adaptive=False)))
     start = time.perf_counter()
     faces = {i: tracking.process(Frame(i, i / fps, 0.0, f))[0] for i, f in enumerate(frames)}
     return len(frames) / (time.perf_counter() - start), faces

@@ -292,6 +292,10 @@ def run_pipeline(config: Config, stop: threading.Event) -> int:
     )
     source = open_source(config.source, settings)
     check_outputs(config, source.info.kind)
+    every = config.detect_every
+    tracking = every == "auto" or (every is None and (source.info.live or config.realtime))
+    if tracking and source.info.kind == "images":
+        raise BadInput("--detect-every auto and --realtime track faces across video frames, not images")
     show = config.display and display_available()
     if config.display and not show:
         console.print(
@@ -312,8 +316,6 @@ def run_pipeline(config: Config, stop: threading.Event) -> int:
     except BaseException:
         frames.close()
         raise
-    every = config.detect_every
-    tracking = every == "auto" or (every is None and (source.info.live or config.realtime))
     pipeline_settings = PipelineSettings(
         detect_every=every if isinstance(every, int) else None,
         tracking=tracking,

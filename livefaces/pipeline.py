@@ -30,7 +30,7 @@ from livefaces.capture import Source
 from livefaces.channels import Closed, FrameChannel
 from livefaces.detections import Detections
 from livefaces.frames import AnnotatedFrame, Frame
-from livefaces.scheduler import ScanScheduler
+from livefaces.scheduler import ScanScheduler, SchedulerSettings
 from livefaces.stats import PipelineStats
 from livefaces.tracking import TrackingDetector, detect_downscaled, shrink
 
@@ -141,7 +141,7 @@ class Pipeline:
         if self.settings.tracking:
             self.tracking = TrackingDetector(
                 detector,  # tracking also needs `refine`, which MTCNN has
-                ScanScheduler(source.info.fps),
+                ScanScheduler(source.info.fps, SchedulerSettings(adaptive=source.info.live)),
                 detect_width=self.settings.detect_width,
                 min_confidence=self.settings.min_confidence,
             )

@@ -5,7 +5,8 @@ boxes) only measures faces already known, at a fraction of the cost. `ScanSchedu
 measured cost of both and picks the largest number of full scans per second that, together with
 refinements on the other frames, fits the detector's time budget at the source's frame rate,
 never fewer than `min_scans_per_second`. A face entering the frame is therefore found within
-`1 / min_scans_per_second` seconds of source time plus one scan.
+`1 / min_scans_per_second` seconds of source time plus one scan; `TrackingDetector` also scans at
+once after a scene cut.
 
 Times are the source's timestamps, so a file processed faster or slower than real time gets the
 same cadence in source time; costs are wall seconds, measured as the detector runs.
@@ -22,11 +23,14 @@ class SchedulerSettings:
     budget: share of each second of source time the detector thread may spend (the rest is
         headroom for decoding, drawing and encoding on the same cores).
     cost_smoothing: weight of the newest measurement in the running cost averages.
+    adaptive: False keeps the floor whatever the costs: the fastest cadence, for files processed
+        as fast as possible (`--realtime`), where no camera sets the pace.
     """
 
     min_scans_per_second: float = 5.0
     budget: float = 0.8
     cost_smoothing: float = 0.2
+    adaptive: bool = True
 
     def __post_init__(self) -> None:
         if self.min_scans_per_second <= 0:
@@ -51,8 +55,8 @@ class ScanScheduler:
     def scans_per_second(self) -> float:
         """Full scans per second of source time that fit the budget (between the floor and fps)."""
         floor, ceiling = self.settings.min_scans_per_second, self.fps
-        if self.scan_seconds is None:
-            return floor
+        if self.scan_seconds is None or not self.settings.adaptive:
+            return min(floor, ceiling)
         refine = self.refine_seconds or 0.0
         if self.scan_seconds <= refine:
             return ceiling

@@ -35,8 +35,8 @@ class TrackerSettings:
 
     match_iou: float = 0.3
     max_missed_seconds: float = 0.5
-    smoothing: float = 0.6
-    velocity_gain: float = 0.3
+    smoothing: float = 0.4
+    velocity_gain: float = 0.1
 
     def __post_init__(self) -> None:
         for name, value in (("match_iou", self.match_iou), ("smoothing", self.smoothing)):

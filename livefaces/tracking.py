@@ -4,7 +4,8 @@
 and otherwise by refining the tracks' predicted boxes, feeds the tracker, and returns every live
 track at that frame's time with its id. `predict(t)` gives the tracks at any other time, for frames
 the detector never saw. The detector is anything with `detect(rgb)` and `refine(rgb, boxes)`, like
-`livefaces.MTCNN`; one detector can serve several `TrackingDetector`s, one per source.
+`livefaces.MTCNN`; one detector can serve several `TrackingDetector`s, one per source. Besides the
+scheduler's cadence, a scene cut triggers a full scan at once.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from livefaces.detections import Detections
 from livefaces.frames import Frame
 from livefaces.scheduler import ScanScheduler
 from livefaces.tracker import Tracker
+
+CUT_THUMBNAIL = (32, 18)
+CUT_THRESHOLD = 25.0  # mean absolute grey-level change of the thumbnail that marks a scene cut
 
 
 class RefiningDetector(Protocol):
@@ -43,17 +47,19 @@ class TrackingDetector:
         self.detector = detector
         self._clock = clock
         self.scheduler = scheduler
-        self.tracker = tracker or Tracker()
+        self.tracker = tracker if tracker is not None else Tracker()
         self.detect_width = detect_width
         self.min_confidence = min_confidence
         self.full_scans = 0
         self.refinements = 0
+        self._thumbnail: np.ndarray | None = None
 
     def process(self, frame: Frame) -> tuple[Detections, bool]:
         """Measure `frame` (BGR); returns the live tracks at its time and whether it was a full scan."""
         rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
         started = self._clock()
-        full_scan = self.scheduler.wants_full_scan(frame.timestamp)
+        cut = self._scene_cut(frame.image)
+        full_scan = cut or self.scheduler.wants_full_scan(frame.timestamp)
         if full_scan:
             found = self._scan(rgb)
         else:
@@ -70,6 +76,14 @@ class TrackingDetector:
             self.refinements += 1
             self.scheduler.refined(seconds)
         return self.tracker.predict(frame.timestamp), full_scan
+
+    def _scene_cut(self, image: np.ndarray) -> bool:
+        """Whether the picture changed wholesale since the last frame (a cut: old tracks are void)."""
+        small = cv2.resize(
+            cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), CUT_THUMBNAIL, interpolation=cv2.INTER_AREA
+        )
+        previous, self._thumbnail = self._thumbnail, small.astype(np.int16)
+        return previous is not None and float(np.abs(self._thumbnail - previous).mean()) > CUT_THRESHOLD
 
     def predict(self, timestamp: float) -> Detections:
         """The live tracks placed at `timestamp`."""

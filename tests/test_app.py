@@ -13,6 +13,7 @@ import cv2
 import pytest
 
 from livefaces.cli import main
+from livefaces.demo import DemoScene
 from tests.conftest import shared_data
 from tests.videos import read_back, write_video
 
@@ -83,8 +84,6 @@ def test_demo_is_bounded_by_duration(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_images_folder_to_annotated_images(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from livefaces.demo import DemoScene
-
     folder = tmp_path / "photos"
     (folder / "nested").mkdir(parents=True)
     scene = DemoScene(320, 240)
@@ -217,4 +216,14 @@ def test_realtime_with_a_fixed_cadence_is_refused(capsys: pytest.CaptureFixture[
     assert code == 2
     assert err.strip() == (
         "livefaces: error: --realtime tracks faces (--detect-every auto): leave out --detect-every N"
+    )
+
+
+def test_tracking_is_refused_for_images(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    image = tmp_path / "face.png"
+    cv2.imwrite(str(image), DemoScene().render(0))
+    code, err = run_cli(["--source", str(image), "--realtime"], capsys)
+    assert code == 2
+    assert err.strip() == (
+        "livefaces: error: --detect-every auto and --realtime track faces across video frames, not images"
     )

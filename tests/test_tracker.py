@@ -64,11 +64,11 @@ def test_no_faces_ends_every_track_in_time() -> None:
 def test_prediction_follows_straight_line_motion() -> None:
     tracker = Tracker()
     speed = np.array([300.0, -120.0])  # pixels per second
-    for k in range(15):
+    for k in range(60):  # two seconds: the filter has learnt the speed
         t = k / 30
         x, y = np.array([100.0, 300.0]) + speed * t
         tracker.update(faces(box_at(x, y)), t)
-    ahead = 14 / 30 + 0.1
+    ahead = 59 / 30 + 0.1
     x, y = np.array([100.0, 300.0]) + speed * ahead
     predicted = tracker.predict(ahead)
     np.testing.assert_allclose(predicted.boxes[0], box_at(x, y), atol=1.0)

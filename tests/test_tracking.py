@@ -123,3 +123,11 @@ def test_track_ids_are_stable_on_the_demo_clip(detector: MTCNN) -> None:
     assert set(ids_of_face) == {0, 1, 2}, ids_of_face
     assert all(len(ids) == 1 for ids in ids_of_face.values()), ids_of_face
     assert tracking.full_scans == 25 and tracking.refinements == 125
+
+
+def test_a_scene_cut_gets_a_full_scan_at_once() -> None:
+    clock = FakeClock()
+    tracking = TrackingDetector(TimedFakeDetector(clock, 0.4, 0.005), ScanScheduler(30.0), clock=clock)
+    dark, bright = np.zeros((240, 320, 3), np.uint8), np.full((240, 320, 3), 200, np.uint8)
+    scans = [tracking.process(Frame(i, i / 30, 0.0, dark if i < 10 else bright))[1] for i in range(14)]
+    assert np.flatnonzero(scans).tolist() == [0, 6, 10]
