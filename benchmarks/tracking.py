@@ -285,7 +285,9 @@ def compare(clip: Path, detector: MTCNN, console: Console) -> None:
         table.add_column(column, justify="right")
     table.add_row("livefaces exact (every frame)", f"{exact_fps:.1f}", "1.000", "1.000")
     table.add_row(
-        "livefaces tracking (auto)", f"{tracked_fps:.1f}", *(f"{v:.3f}" for v in quality(tracked, exact))
+        "livefaces tracking (--realtime)",
+        f"{tracked_fps:.1f}",
+        *(f"{v:.3f}" for v in quality(tracked, exact)),
     )
     recipe = json_from_child(__file__, "facenet-pytorch", ["--clip", str(clip)])
     if recipe is not None:
