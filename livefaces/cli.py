@@ -7,16 +7,17 @@ Exit codes: 0 done (also after q, Esc, Ctrl-C or SIGTERM), 1 failure while runni
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
+
+from livefaces import native_logs
 
 if TYPE_CHECKING:
     from livefaces.capture import SourceInfo
@@ -251,24 +252,6 @@ def check_outputs(config: Config, source_kind: str) -> None:
         _check_writable(Path(config.json_path), "the JSON log")
 
 
-@contextlib.contextmanager
-def native_stderr_silenced() -> Iterator[None]:
-    """Hide what TensorFlow's C++ side prints while it loads (oneDNN notes, "no CUDA driver"...).
-
-    Those lines come from C++ logging that TF_CPP_MIN_LOG_LEVEL no longer reaches, and they
-    would bury the one-line messages and the panel. Python exceptions still propagate.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def run_pipeline(config: Config, stop: threading.Event) -> int:
     """Open the source, build the detector and sinks, run, report. Returns the exit code."""
     from rich.console import Console
@@ -305,7 +288,7 @@ def run_pipeline(config: Config, stop: threading.Event) -> int:
         )
     frames = source.frames()  # reads the first frame: a bad source fails here, before any output exists
     try:
-        with native_stderr_silenced():
+        with native_logs.silenced():
             from livefaces.detector import MTCNN
 
             detector = MTCNN(

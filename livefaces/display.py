@@ -14,6 +14,7 @@ import threading
 import cv2
 import numpy as np
 
+from livefaces import native_logs
 from livefaces.frames import AnnotatedFrame
 
 QUIT_KEYS = (ord("q"), ord("Q"), 27)
@@ -50,13 +51,19 @@ class WindowSink:
         if canvas is None:
             raise ValueError("the window needs the annotated image")
         if not self._opened:
-            cv2.namedWindow(self.title, cv2.WINDOW_AUTOSIZE)
+            with native_logs.silenced():  # Qt's start-up warnings (fonts) come with the first frame
+                cv2.namedWindow(self.title, cv2.WINDOW_AUTOSIZE)
+                key = self._show(canvas)
             self._opened = True
-        cv2.imshow(self.title, canvas)
-        self.frames_shown += 1
-        key = cv2.waitKey(1) & 0xFF
+        else:
+            key = self._show(canvas)
         if key in QUIT_KEYS or cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
             self._stop.set()
+
+    def _show(self, canvas: np.ndarray) -> int:
+        cv2.imshow(self.title, canvas)
+        self.frames_shown += 1
+        return cv2.waitKey(1) & 0xFF
 
     def close(self) -> None:
         if self._opened:
