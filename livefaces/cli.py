@@ -252,6 +252,11 @@ def check_outputs(config: Config, source_kind: str) -> None:
         _check_writable(Path(config.json_path), "the JSON log")
 
 
+def wants_tracking(detect_every: int | str | None, live: bool, realtime: bool) -> bool:
+    """Tracking for `--detect-every auto`, and by default for live sources and `--realtime` files."""
+    return detect_every == "auto" or (detect_every is None and (live or realtime))
+
+
 def run_pipeline(config: Config, stop: threading.Event) -> int:
     """Open the source, build the detector and sinks, run, report. Returns the exit code."""
     from rich.console import Console
@@ -276,7 +281,7 @@ def run_pipeline(config: Config, stop: threading.Event) -> int:
     source = open_source(config.source, settings)
     check_outputs(config, source.info.kind)
     every = config.detect_every
-    tracking = every == "auto" or (every is None and (source.info.live or config.realtime))
+    tracking = wants_tracking(every, source.info.live, config.realtime)
     if tracking and source.info.kind == "images":
         raise BadInput("--detect-every auto and --realtime track faces across video frames, not images")
     show = config.display and display_available()

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from livefaces.cli import main
+from livefaces.cli import main, wants_tracking
 from livefaces.demo import DemoScene
 from tests.conftest import shared_data
 from tests.videos import read_back, write_video
@@ -201,14 +201,19 @@ def test_exact_file_run_has_no_track_ids(tmp_path: Path, capsys: pytest.CaptureF
     assert faces and not any("track_id" in face for face in faces)
 
 
-def test_live_demo_tracks_by_default(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    log = tmp_path / "faces.jsonl"
-    code, err = run_cli(["--source", "demo", "--live", "--max-frames", "20", "--json", str(log)], capsys)
-    assert code == 0, err
-    records = json_lines(log)
-    assert 0 < len(records) <= 20
-    faces = [face for r in records[-5:] for face in r["faces"]]
-    assert faces and all("track_id" in face for face in faces)
+@pytest.mark.parametrize(
+    ("every", "live", "realtime", "tracking"),
+    [
+        (None, True, False, True),
+        (None, False, False, False),
+        (None, False, True, True),
+        ("auto", False, False, True),
+        (3, True, False, False),
+        (1, False, False, False),
+    ],
+)
+def test_when_the_app_tracks(every: int | str | None, live: bool, realtime: bool, tracking: bool) -> None:
+    assert wants_tracking(every, live, realtime) is tracking
 
 
 def test_realtime_with_a_fixed_cadence_is_refused(capsys: pytest.CaptureFixture[str]) -> None:

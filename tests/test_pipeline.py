@@ -15,6 +15,7 @@ from livefaces.frames import Frame
 from livefaces.pipeline import Pipeline, PipelineError, PipelineSettings, detect_frame
 from livefaces.recorder import VideoRecorder
 from livefaces.sinks import JsonLinesSink
+from livefaces.tracker import Tracker
 from tests.videos import read_back
 
 
@@ -230,3 +231,44 @@ def test_queued_file_frames_share_batch_calls_and_keep_their_own_results() -> No
     assert all(1 <= len(call) <= 4 for call in detector.calls) and len(detector.calls[1]) == 4
     assert [int(item.detections.boxes[0, 0]) for item in sink.items] == list(range(10))
     assert all(item.fresh for item in sink.items)
+
+
+class OneFace:
+    """Finds the same face by full scan or by refinement."""
+
+    def _face(self) -> Detections:
+        box = np.array([[4, 4, 20, 20]], np.float32)
+        return Detections(box, np.full(1, 0.99, np.float32), np.full((1, 5, 2), 12, np.float32))
+
+    def detect(self, image: np.ndarray) -> Detections:
+        return self._face()
+
+    def refine(self, image: np.ndarray, boxes: np.ndarray) -> Detections:
+        return self._face()
+
+
+class SignallingTracker(Tracker):
+    """Releases one permit after each update, so a test source can wait for the tracker."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.updates = threading.Semaphore(0)
+
+    def update(self, found: Detections, timestamp: float) -> Detections:
+        tracks = super().update(found, timestamp)
+        self.updates.release()
+        return tracks
+
+
+def test_live_tracking_shows_predicted_tracks_on_every_frame() -> None:
+    tracker = SignallingTracker()
+    source = NumberedSource(10, live=True, release=tracker.updates)  # frame k after k updates
+    sink = Collector()
+    pipeline = Pipeline(source, OneFace(), [sink], PipelineSettings(tracking=True, queue_size=64))
+    assert pipeline.tracking is not None
+    pipeline.tracking.tracker = tracker
+    pipeline.run(threading.Event())
+    shown = [item for item in sink.items if item.frame.index > 0]
+    assert [item.frame.index for item in shown] == list(range(1, 10))
+    assert all(item.detections.track_ids.tolist() == [0] for item in shown)
+    assert pipeline.stats.detect_every.startswith("tracking, ")
