@@ -56,6 +56,10 @@ class Detections:
             self.track_ids[mask_or_indices],
         )
 
+    def confident(self, min_score: float) -> Detections:
+        """The faces scoring at least `min_score` (all of them when it is 0)."""
+        return self.select(self.scores >= min_score) if min_score > 0 else self
+
     def scaled(self, factor_x: float, factor_y: float) -> Detections:
         """The same faces with every coordinate multiplied (to map a downscaled frame back)."""
         box_factor = np.array([factor_x, factor_y, factor_x, factor_y], np.float32)

@@ -32,7 +32,7 @@ from livefaces.detections import Detections
 from livefaces.frames import AnnotatedFrame, Frame
 from livefaces.scheduler import ScanScheduler, SchedulerSettings
 from livefaces.stats import PipelineStats
-from livefaces.tracking import TrackingDetector, detect_downscaled, shrink
+from livefaces.tracking import TrackingDetector, detect_all_downscaled
 
 JOIN_SECONDS = 5.0
 
@@ -96,26 +96,16 @@ class RunSummary:
 def detect_frames(
     detector: FaceDetector, frames: Sequence[Frame], settings: PipelineSettings
 ) -> list[Detections]:
-    """`detect_frame` for several frames, in one `detect_batch` call when the detector has one."""
-    batch_call = getattr(detector, "detect_batch", None)
-    if len(frames) == 1 or batch_call is None:
-        return [detect_frame(detector, frame, settings) for frame in frames]
-    shrunk = [shrink(cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB), settings.detect_width) for frame in frames]
-    found = batch_call([image for image, _ in shrunk])
-    return [
-        _confident(result.scaled(*factors), settings.min_confidence)
-        for result, (_, factors) in zip(found, shrunk)
-    ]
+    """Faces on BGR frames, in their own pixel coordinates: colour conversion happens here, once;
+    several frames share one `detect_batch` call when the detector has one."""
+    rgbs = [cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB) for frame in frames]
+    found = detect_all_downscaled(detector, rgbs, settings.detect_width)
+    return [result.confident(settings.min_confidence) for result in found]
 
 
 def detect_frame(detector: FaceDetector, frame: Frame, settings: PipelineSettings) -> Detections:
-    """Faces on one BGR frame, in its own pixel coordinates: colour conversion happens here, once."""
-    rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
-    return _confident(detect_downscaled(detector, rgb, settings.detect_width), settings.min_confidence)
-
-
-def _confident(found: Detections, min_confidence: float) -> Detections:
-    return found.select(found.scores >= min_confidence) if min_confidence > 0 else found
+    """`detect_frames` for one frame."""
+    return detect_frames(detector, [frame], settings)[0]
 
 
 class Pipeline:

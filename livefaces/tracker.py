@@ -78,7 +78,6 @@ class Tracker:
         self._scores = np.zeros(0, np.float32)
         self._updated = np.zeros(0)  # time of each track's last measurement
         self._next_id = 0
-        self._time: float | None = None
 
     def __len__(self) -> int:
         return int(self._ids.size)
@@ -104,7 +103,6 @@ class Tracker:
                 if m not in matched:
                     out_ids[m] = self._start(measured[m], found.scores[m], timestamp)
             self._end_missed(timestamp)
-            self._time = timestamp if self._time is None else max(self._time, timestamp)
             return Detections(
                 out_states[:, :4].astype(np.float32),
                 found.scores.astype(np.float32),
