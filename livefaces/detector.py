@@ -4,12 +4,20 @@
 stages are written as the paper's steps. TensorFlow runs the networks (and the image pyramid's
 resizing) in graphs traced once per pyramid depth, with dynamic image sizes, so alternating
 frame sizes never retrace; NumPy does the box bookkeeping in between.
+
+`MTCNN.detect_faces` is the `mtcnn` package's API (1.0, and 0.1's constructor) over the same
+cascade: `livefaces.images` turns paths, bytes and arrays into RGB, `livefaces.compat` formats
+the result. Its per-call settings only pick among the same graphs: thresholds never reach a
+graph, and `min_face_size` / `scale_factor` only change the pyramid's depth, one graph per depth.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +25,17 @@ import numpy as np
 import tensorflow as tf
 
 from livefaces import boxes as bx
-from livefaces import networks
+from livefaces import compat, networks
 from livefaces.detections import Detections
+from livefaces.images import ImageInput, as_rgb, load_rgb
+
+__all__ = ["DEVICES", "MTCNN", "STAGES", "Settings", "as_rgb", "pyramid_scales", "resolve_device"]
 
 PNET_CELL = 12
 PNET_STRIDE = 2
 DEVICES = ("auto", "cpu", "gpu")
+STAGES = ("face_and_landmarks_detection", "face_detection_only")
+_TF_DEVICE = re.compile(r"/?(?:device:)?(cpu|gpu):(\d+)", re.IGNORECASE)
 
 
 def pyramid_scales(height: int, width: int, min_face_size: int, scale_factor: float) -> list[float]:
@@ -39,43 +52,119 @@ def pyramid_scales(height: int, width: int, min_face_size: int, scale_factor: fl
 
 
 def resolve_device(device: str) -> str:
-    """Map "auto" | "cpu" | "gpu" to a TensorFlow device name; GPUs get memory growth."""
-    if device not in DEVICES:
-        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    """Map "auto" | "cpu" | "gpu", or a TensorFlow device name as the `mtcnn` package spells it
+    ("CPU:0", "GPU:1", also "/GPU:0", "/device:GPU:0"), to a TensorFlow device name.
+
+    GPUs get memory growth. A GPU that TensorFlow does not see is an error, not a silent CPU run.
+    """
+    named = _TF_DEVICE.fullmatch(device) if isinstance(device, str) else None
+    if named is None and (not isinstance(device, str) or device not in DEVICES):
+        raise ValueError(
+            f"device must be one of {DEVICES} or a TensorFlow device name such as 'CPU:0' or 'GPU:0', "
+            f"got {device!r}"
+        )
+    kind, index = (named.group(1).lower(), int(named.group(2))) if named else (device, 0)
+    if kind == "cpu" and index != 0:
+        raise ValueError(f"device must name CPU:0 (TensorFlow's one CPU device), got {device!r}")
     gpus = tf.config.list_physical_devices("GPU")
-    if device == "gpu" and not gpus:
-        raise ValueError("device='gpu' was asked for, but TensorFlow sees no GPU")
-    if device == "cpu" or not gpus:
+    if kind == "gpu" and index >= len(gpus):
+        seen = f"GPU:0 to GPU:{len(gpus) - 1}" if gpus else "no GPU"
+        raise ValueError(f"device={device!r} was asked for, but TensorFlow sees {seen}")
+    if kind == "cpu" or not gpus:
         return "/CPU:0"
     for gpu in gpus:
         with contextlib.suppress(RuntimeError):  # already initialised: the setting stays as it was
             tf.config.experimental.set_memory_growth(gpu, True)
-    return "/GPU:0"
+    return f"/GPU:{index}"
 
 
-def as_rgb(image: Any) -> np.ndarray:
-    """Validate an input image and view it as uint8 HxWx3 RGB (grey is repeated, alpha dropped).
-
-    Never modifies the caller's array.
-    """
-    if not isinstance(image, np.ndarray):
-        raise ValueError(f"image must be a numpy array, got {type(image).__name__}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"image must have dtype uint8 (RGB 0-255), got {image.dtype}")
-    if image.ndim == 2:
-        image = image[:, :, None]
-    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
-        raise ValueError(f"image must be HxWx3 RGB, HxWx4 RGBA, HxWx1 or HxW grey; got shape {image.shape}")
-    if image.shape[2] == 1:
-        return np.repeat(image, 3, axis=2)
-    return np.ascontiguousarray(image[:, :, :3])
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    return float(value)
 
 
-def _check_range(name: str, value: float, low: float, high: float, low_open: bool = False) -> None:
-    ok = (low < value if low_open else low <= value) and value <= high
-    if not ok:
+def _check_range(name: str, value: Any, low: float, high: float, low_open: bool = False) -> float:
+    number = _number(name, value)
+    if not ((low < number if low_open else low <= number) and number <= high):
         bracket = "(" if low_open else "["
         raise ValueError(f"{name} must be in {bracket}{low}, {high}], got {value!r}")
+    return number
+
+
+def _fractions(name: str, values: Any, meaning: str) -> tuple[float, ...]:
+    """A sequence of len(meaning) numbers in [0, 1], each checked under its own name."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
+        raise ValueError(f"{name} must hold {len(meaning)} values ({', '.join(meaning)}), got {values!r}")
+    if len(values) != len(meaning):
+        shown = tuple(values)
+        raise ValueError(f"{name} must hold {len(meaning)} values ({', '.join(meaning)}), got {shown}")
+    return tuple(_check_range(f"{name}[{i}]", v, 0.0, 1.0) for i, v in enumerate(values))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The cascade's tunable numbers, checked (and normalised to int / float / tuples) when made.
+
+    `MTCNN` documents each field; `landmarks=False` stops the cascade after R-Net. A detector
+    holds one; `detect_faces` derives a per-call copy (`for_call`), so one call's settings never
+    leak into the next call or into another thread.
+    """
+
+    min_face_size: int = 20
+    scale_factor: float = 0.709
+    thresholds: tuple[float, ...] = (0.6, 0.7, 0.7)
+    nms_thresholds: tuple[float, ...] = (0.5, 0.7, 0.7, 0.7)
+    landmarks: bool = True
+
+    def __post_init__(self) -> None:
+        size = self.min_face_size
+        if isinstance(size, (bool, np.bool_)) or not isinstance(size, (int, np.integer)) or size < PNET_CELL:
+            raise ValueError(f"min_face_size must be an integer >= 12, got {size!r}")
+        set_field = object.__setattr__  # frozen: normalise the checked values once, here
+        set_field(self, "min_face_size", int(size))
+        set_field(self, "scale_factor", _check_range("scale_factor", self.scale_factor, 0.0, 0.99, True))
+        set_field(self, "thresholds", _fractions("thresholds", self.thresholds, ("P-Net", "R-Net", "O-Net")))
+        nms_names = ("P-Net within a scale", "P-Net across scales", "R-Net", "O-Net")
+        set_field(self, "nms_thresholds", _fractions("nms_thresholds", self.nms_thresholds, nms_names))
+
+    def for_call(
+        self,
+        min_face_size: int | None = None,
+        scale_factor: float | None = None,
+        threshold_pnet: float | None = None,
+        threshold_rnet: float | None = None,
+        threshold_onet: float | None = None,
+        nms_pnet1: float | None = None,
+        nms_pnet2: float | None = None,
+        nms_rnet: float | None = None,
+        nms_onet: float | None = None,
+    ) -> Settings:
+        """These settings with the `mtcnn` package's per-call keyword arguments applied; None keeps
+        a value. Each given value is checked under its own name."""
+        named = {"threshold_pnet": threshold_pnet, "threshold_rnet": threshold_rnet}
+        named |= {"threshold_onet": threshold_onet, "nms_pnet1": nms_pnet1, "nms_pnet2": nms_pnet2}
+        named |= {"nms_rnet": nms_rnet, "nms_onet": nms_onet}
+        given = {name: _check_range(name, v, 0.0, 1.0) for name, v in named.items() if v is not None}
+        if min_face_size is None and scale_factor is None and not given:
+            return self
+        pick = given.get
+        return dataclasses.replace(
+            self,
+            min_face_size=self.min_face_size if min_face_size is None else min_face_size,
+            scale_factor=self.scale_factor if scale_factor is None else scale_factor,
+            thresholds=(
+                pick("threshold_pnet", self.thresholds[0]),
+                pick("threshold_rnet", self.thresholds[1]),
+                pick("threshold_onet", self.thresholds[2]),
+            ),
+            nms_thresholds=(
+                pick("nms_pnet1", self.nms_thresholds[0]),
+                pick("nms_pnet2", self.nms_thresholds[1]),
+                pick("nms_rnet", self.nms_thresholds[2]),
+                pick("nms_onet", self.nms_thresholds[3]),
+            ),
+        )
 
 
 class MTCNN:
@@ -83,65 +172,78 @@ class MTCNN:
 
     min_face_size: smallest face to find, in pixels (>= 12).
     scale_factor: shrink between pyramid levels, in (0, 1); larger is slower and finer.
-    thresholds: face probability each of P-Net, R-Net, O-Net must exceed, each in [0, 1].
+    thresholds: face probability each of P-Net, R-Net, O-Net must exceed, each in [0, 1];
+        default (0.6, 0.7, 0.7), the paper's. `steps_threshold` is the `mtcnn` 0.1 name for it.
     nms_thresholds: overlap above which a weaker box is dropped: P-Net within a scale,
         P-Net across scales, R-Net, O-Net (the last by intersection over the smaller box).
-    device: "auto" (GPU when TensorFlow sees one, else CPU), "cpu" or "gpu".
+    device: "auto" (GPU when TensorFlow sees one, else CPU), "cpu", "gpu", or a TensorFlow device
+        name as the `mtcnn` package takes it: "CPU:0", "GPU:0", "GPU:1".
     weights: a folder with pnet.npz, rnet.npz and onet.npz to use instead of the shipped ones.
+    stages: as in `mtcnn` 1.0: "face_and_landmarks_detection" (all three networks, the default)
+        or "face_detection_only" (P-Net and R-Net: faster, coarser square boxes, no landmarks;
+        `detect` then returns NaN landmarks and `detect_faces` no "keypoints").
 
-    Images are RGB. OpenCV gives BGR: convert with `frame[:, :, ::-1]` first.
+    Arrays are RGB. OpenCV gives BGR: convert with `frame[:, :, ::-1]` first (`detect_faces` also
+    takes file paths and encoded bytes, and decodes them to RGB itself).
     """
 
     def __init__(
         self,
         min_face_size: int = 20,
         scale_factor: float = 0.709,
-        thresholds: Sequence[float] = (0.6, 0.7, 0.7),
+        thresholds: Sequence[float] | None = None,
         nms_thresholds: Sequence[float] = (0.5, 0.7, 0.7, 0.7),
         device: str = "auto",
         weights: str | Path | None = None,
+        *,
+        stages: str = "face_and_landmarks_detection",
+        steps_threshold: Sequence[float] | None = None,
     ) -> None:
-        if isinstance(min_face_size, bool) or not isinstance(min_face_size, (int, np.integer)):
-            raise ValueError(f"min_face_size must be an integer >= 12, got {min_face_size!r}")
-        if min_face_size < PNET_CELL:
-            raise ValueError(f"min_face_size must be an integer >= 12, got {min_face_size!r}")
-        _check_range("scale_factor", scale_factor, 0.0, 0.99, low_open=True)
-        thresholds = tuple(float(t) for t in thresholds)
-        nms_thresholds = tuple(float(t) for t in nms_thresholds)
-        if len(thresholds) != 3:
-            raise ValueError(f"thresholds must hold 3 values (P-Net, R-Net, O-Net), got {thresholds}")
-        if len(nms_thresholds) != 4:
-            raise ValueError(f"nms_thresholds must hold 4 values, got {nms_thresholds}")
-        for i, t in enumerate(thresholds):
-            _check_range(f"thresholds[{i}]", t, 0.0, 1.0)
-        for i, t in enumerate(nms_thresholds):
-            _check_range(f"nms_thresholds[{i}]", t, 0.0, 1.0)
-        self.min_face_size = int(min_face_size)
-        self.scale_factor = float(scale_factor)
-        self.thresholds = thresholds
-        self.nms_thresholds = nms_thresholds
+        if thresholds is not None and steps_threshold is not None:
+            raise ValueError(
+                "pass thresholds or steps_threshold (the mtcnn 0.1 name for the same thing), not both; "
+                f"got thresholds={thresholds!r} and steps_threshold={steps_threshold!r}"
+            )
+        if not isinstance(stages, str) or stages not in STAGES:
+            raise ValueError(f"stages must be one of {STAGES}, got {stages!r}")
+        chosen = thresholds if thresholds is not None else steps_threshold
+        self.settings = Settings(
+            min_face_size=min_face_size,
+            scale_factor=scale_factor,
+            thresholds=Settings.thresholds if chosen is None else chosen,
+            nms_thresholds=nms_thresholds,
+            landmarks=stages == STAGES[0],
+        )
+        self.stages = stages
         self.device = resolve_device(device)
         self._weights = networks.load_weights(weights)
         self._pyramids: dict[int, Any] = {}
         self._rnet = self._crop_graph(24, networks.rnet, self._weights.rnet)
         self._onet = self._crop_graph(48, networks.onet, self._weights.onet)
 
+    @property
+    def min_face_size(self) -> int:
+        return self.settings.min_face_size
+
+    @property
+    def scale_factor(self) -> float:
+        return self.settings.scale_factor
+
+    @property
+    def thresholds(self) -> tuple[float, ...]:
+        return self.settings.thresholds
+
+    @property
+    def nms_thresholds(self) -> tuple[float, ...]:
+        return self.settings.nms_thresholds
+
     def detect(self, image: np.ndarray) -> Detections:
-        """Faces in one RGB image (uint8 HxWx3, or grey, or RGBA)."""
-        return self._detect_same_size(as_rgb(image)[None])[0]
+        """Faces in one RGB image array (uint8 HxWx3, grey, RGBA, or float; see `livefaces.images`)."""
+        return self._detect_same_size(as_rgb(image)[None], self.settings)[0]
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[Detections]:
         """Faces in many images at once; images of equal size share each network call."""
-        rgb = [as_rgb(image) for image in images]
-        results: list[Detections | None] = [None] * len(rgb)
-        by_shape: dict[tuple[int, ...], list[int]] = {}
-        for i, image in enumerate(rgb):
-            by_shape.setdefault(image.shape, []).append(i)
-        for members in by_shape.values():
-            stacked = np.stack([rgb[i] for i in members])
-            for i, found in zip(members, self._detect_same_size(stacked)):
-                results[i] = found
-        return [r if r is not None else Detections.empty() for r in results]
+        return self._detect_many([as_rgb(image) for image in images], self.settings)
 
     def refine(self, image: np.ndarray, boxes: np.ndarray) -> Detections:
         """Faces measured around known boxes by O-Net alone: no pyramid, no P-Net, no R-Net.
@@ -157,28 +259,97 @@ class MTCNN:
             return Detections.empty()
         with tf.device(self.device):
             owners = np.zeros(len(boxes), np.int64)
-            return self._output(tf.constant(rgb[None]), bx.to_square(boxes), owners, 1)[0]
+            return self._output(tf.constant(rgb[None]), bx.to_square(boxes), owners, 1, self.settings)[0]
 
-    def detect_faces(self, image: np.ndarray) -> list[dict[str, Any]]:
-        """Faces in the `mtcnn` package's format: box [x, y, w, h], confidence, keypoints."""
-        rgb = as_rgb(image)
-        return self.detect(rgb).to_dicts(rgb.shape[0], rgb.shape[1])
+    def detect_faces(
+        self,
+        image: ImageInput | list[ImageInput] | tuple[ImageInput, ...],
+        fit_to_image: bool = True,
+        limit_boundaries_landmarks: bool = False,
+        box_format: str = "xywh",
+        output_type: str = "json",
+        postprocess: bool = True,
+        batch_stack_justification: str = "center",
+        *,
+        min_face_size: int | None = None,
+        scale_factor: float | None = None,
+        threshold_pnet: float | None = None,
+        threshold_rnet: float | None = None,
+        threshold_onet: float | None = None,
+        nms_pnet1: float | None = None,
+        nms_pnet2: float | None = None,
+        nms_rnet: float | None = None,
+        nms_onet: float | None = None,
+    ) -> list[dict[str, Any]] | list[list[dict[str, Any]]] | np.ndarray:
+        """Faces in the `mtcnn` package's formats (1.0's API; 0.1's calls are the default case).
 
-    def _detect_same_size(self, images: np.ndarray) -> list[Detections]:
+        image: an RGB array (uint8, or float as `matplotlib.pyplot.imread` gives it, grey, RGBA), a
+            file path (str or pathlib.Path), encoded bytes (JPEG, PNG, ...), or a list of any of
+            these: a batch, answered with one list of faces per image (same-size images share
+            network calls). A missing file raises FileNotFoundError and undecodable bytes
+            ValueError (`mtcnn` returns no faces for both, hiding the mistake).
+        box_format: "xywh" ([x, y, width, height]) or "xyxy" ([x1, y1, x2, y2]).
+        output_type: "json" (dicts, see `livefaces.compat`) or "numpy" (one float array of rows
+            [image_index, box, confidence, 5 landmark x, 5 landmark y] for all images).
+        fit_to_image / limit_boundaries_landmarks: clip boxes / landmarks to the image, when
+            `postprocess` (default True, False / True as in `mtcnn`).
+        batch_stack_justification: accepted for compatibility, no effect (no padding here).
+        min_face_size, scale_factor, threshold_pnet / _rnet / _onet, nms_pnet1 / nms_pnet2 /
+            nms_rnet / nms_onet: this call's settings instead of the detector's (None: the
+            detector's). They reuse the detector's graphs; an unknown keyword is a TypeError.
+        """
+        output = compat.OutputFormat(
+            box_format=box_format,
+            output_type=output_type,
+            fit_to_image=fit_to_image,
+            limit_landmarks=limit_boundaries_landmarks,
+            postprocess=postprocess,
+            landmarks=self.settings.landmarks,
+        )
+        compat.check_justification(batch_stack_justification)
+        settings = self.settings.for_call(
+            min_face_size, scale_factor, threshold_pnet, threshold_rnet, threshold_onet,
+            nms_pnet1, nms_pnet2, nms_rnet, nms_onet,
+        )  # fmt: skip
+        batch = isinstance(image, (list, tuple))
+        rgb = [load_rgb(item) for item in (image if batch else [image])]
+        found = self._detect_many(rgb, settings)
+        return compat.format_faces(found, [item.shape[:2] for item in rgb], output, batch)
+
+    predict = detect_faces  # the `mtcnn` 1.0 alias
+
+    def _detect_many(self, rgb: list[np.ndarray], settings: Settings) -> list[Detections]:
+        """Faces in RGB uint8 images, grouped by size so that equal sizes share network calls."""
+        results: list[Detections | None] = [None] * len(rgb)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for i, image in enumerate(rgb):
+            by_shape.setdefault(image.shape, []).append(i)
+        for members in by_shape.values():
+            stacked = np.stack([rgb[i] for i in members])
+            for i, found in zip(members, self._detect_same_size(stacked, settings)):
+                results[i] = found
+        return [r if r is not None else Detections.empty() for r in results]
+
+    def _detect_same_size(self, images: np.ndarray, settings: Settings) -> list[Detections]:
         count, height, width = images.shape[:3]
-        scales = pyramid_scales(height, width, self.min_face_size, self.scale_factor)
+        scales = pyramid_scales(height, width, settings.min_face_size, settings.scale_factor)
         if not scales:
             return [Detections.empty() for _ in range(count)]
         with tf.device(self.device):
             tensor = tf.constant(images)
-            candidates, owners = self._propose(tensor, scales)
+            candidates, owners = self._propose(tensor, scales, settings)
             if len(candidates):
-                candidates, owners = self._refine(tensor, candidates, owners)
+                candidates, scores, owners = self._refine(tensor, candidates, owners, settings)
+            if len(candidates) and not settings.landmarks:
+                no_points = np.full((len(candidates), 5, 2), np.nan)
+                return _per_image(candidates, scores, no_points, owners, count)
             if len(candidates):
-                return self._output(tensor, candidates, owners, count)
+                return self._output(tensor, candidates, owners, count, settings)
         return [Detections.empty() for _ in range(count)]
 
-    def _propose(self, images: tf.Tensor, scales: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    def _propose(
+        self, images: tf.Tensor, scales: list[float], settings: Settings
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Stage 1, P-Net: candidate windows over the pyramid; (boxes, image index)."""
         height, width = images.shape[1:3]
         sizes = np.array([[np.ceil(height * s), np.ceil(width * s)] for s in scales], np.int32)
@@ -187,7 +358,7 @@ class MTCNN:
         for scale, (offsets, probability) in zip(scales, outputs):
             probability = probability.numpy()
             # 1. Keep the windows whose face probability passes the first threshold.
-            owner, y, x = np.nonzero(probability > self.thresholds[0])
+            owner, y, x = np.nonzero(probability > settings.thresholds[0])
             if owner.size == 0:
                 continue
             # 2. Map each 12x12 window back to the original image.
@@ -195,35 +366,35 @@ class MTCNN:
             windows = np.concatenate([corner, corner + PNET_CELL], axis=1) / scale
             scores = probability[owner, y, x]
             # 3. Suppress overlapping windows within this scale.
-            keep = bx.grouped_nms(windows, scores, owner, self.nms_thresholds[0])
+            keep = bx.grouped_nms(windows, scores, owner, settings.nms_thresholds[0])
             regression = offsets.numpy()[owner[keep], y[keep], x[keep]]
             found.append((windows[keep], scores[keep], owner[keep], regression))
         if not found:
             return np.zeros((0, 4)), np.zeros(0, np.int64)
         windows, scores, owners, regression = (np.concatenate(column) for column in zip(*found))
         # 4. Suppress across scales, apply P-Net's regression and square the boxes for R-Net.
-        keep = bx.grouped_nms(windows, scores, owners, self.nms_thresholds[1])
+        keep = bx.grouped_nms(windows, scores, owners, settings.nms_thresholds[1])
         return bx.to_square(bx.apply_offsets(windows[keep], regression[keep])), owners[keep]
 
     def _refine(
-        self, images: tf.Tensor, boxes: np.ndarray, owners: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Stage 2, R-Net: rescore and regress each candidate on a 24x24 crop."""
+        self, images: tf.Tensor, boxes: np.ndarray, owners: np.ndarray, settings: Settings
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Stage 2, R-Net: rescore and regress each candidate on a 24x24 crop; (boxes, scores, owners)."""
         offsets, scores = self._run_crops(self._rnet, images, boxes, owners, 24)
         # 1. Keep the candidates R-Net believes in.
-        passed = scores > self.thresholds[1]
+        passed = scores > settings.thresholds[1]
         boxes, owners, offsets, scores = boxes[passed], owners[passed], offsets[passed], scores[passed]
         # 2. Suppress overlaps, apply R-Net's regression and square again for O-Net.
-        keep = bx.grouped_nms(boxes, scores, owners, self.nms_thresholds[2])
-        return bx.to_square(bx.apply_offsets(boxes[keep], offsets[keep])), owners[keep]
+        keep = bx.grouped_nms(boxes, scores, owners, settings.nms_thresholds[2])
+        return bx.to_square(bx.apply_offsets(boxes[keep], offsets[keep])), scores[keep], owners[keep]
 
     def _output(
-        self, images: tf.Tensor, boxes: np.ndarray, owners: np.ndarray, count: int
+        self, images: tf.Tensor, boxes: np.ndarray, owners: np.ndarray, count: int, settings: Settings
     ) -> list[Detections]:
         """Stage 3, O-Net: final score, box and five landmarks on a 48x48 crop."""
         offsets, points, scores = self._run_crops(self._onet, images, boxes, owners, 48)
         # 1. Keep the faces O-Net confirms.
-        passed = scores > self.thresholds[2]
+        passed = scores > settings.thresholds[2]
         boxes, owners, offsets, points, scores = (
             boxes[passed],
             owners[passed],
@@ -236,15 +407,8 @@ class MTCNN:
         landmarks = boxes[:, None, 0:2] + np.stack([points[:, 0:5], points[:, 5:10]], axis=2) * sizes
         # 3. Regress the boxes and drop boxes lying mostly inside a better one.
         boxes = bx.apply_offsets(boxes, offsets)
-        keep = bx.grouped_nms(boxes, scores, owners, self.nms_thresholds[3], mode="min")
-        return [
-            Detections(
-                boxes[keep][owners[keep] == i].astype(np.float32),
-                scores[keep][owners[keep] == i].astype(np.float32),
-                landmarks[keep][owners[keep] == i].astype(np.float32),
-            )
-            for i in range(count)
-        ]
+        keep = bx.grouped_nms(boxes, scores, owners, settings.nms_thresholds[3], mode="min")
+        return _per_image(boxes[keep], scores[keep], landmarks[keep], owners[keep], count)
 
     def _run_crops(
         self, graph: Any, images: tf.Tensor, boxes: np.ndarray, owners: np.ndarray, size: int
@@ -292,3 +456,17 @@ class MTCNN:
             return network(patches, weights)
 
         return run
+
+
+def _per_image(
+    boxes: np.ndarray, scores: np.ndarray, landmarks: np.ndarray, owners: np.ndarray, count: int
+) -> list[Detections]:
+    """Split the faces of a batch by image, keeping their order (best first)."""
+    return [
+        Detections(
+            boxes[owners == i].astype(np.float32),
+            scores[owners == i].astype(np.float32),
+            landmarks[owners == i].astype(np.float32),
+        )
+        for i in range(count)
+    ]

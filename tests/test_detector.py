@@ -115,7 +115,7 @@ def test_tiny_images_give_empty_results(detector: MTCNN) -> None:
 @pytest.mark.parametrize(
     ("image", "message"),
     [
-        (np.zeros((50, 50, 3), np.float32), "dtype uint8"),
+        (np.full((50, 50, 3), 300.0, np.float32), r"must lie in \[0, 1\] \(scaled by 255\) or \[0, 255\]"),
         (np.zeros((50, 50, 2), np.uint8), "shape"),
         (np.zeros((2, 50, 50, 3), np.uint8), "shape"),
         (np.zeros(50, np.uint8), "shape"),
