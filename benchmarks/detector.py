@@ -1,13 +1,19 @@
 """Detector speed: livefaces against the `mtcnn` and `facenet-pytorch` packages, and a soak run.
 
-    python benchmarks/detector.py                  # speed table + 2,000-call soak
-    python benchmarks/detector.py --soak 0         # speed table only
+    python benchmarks/detector.py                  # speed, batch and same-call tables + soak
+    python benchmarks/detector.py --soak 0         # tables only
+    python benchmarks/detector.py --parts same-call  # only the same-call comparison
     /opt/peers/bin/python benchmarks/detector.py   # an environment that also has the peers
 
 Real frames (../shared/data/videos when present, else the bundled image) are resized to
 640x480 and 1280x720; every detector sees the same frames with the paper's settings. The
 figures are medians (and 90th percentiles) of single-call wall times after a warm-up. The soak
 alternates the two sizes and reports graph retracing and resident-memory growth.
+
+The same-call table runs identical code on livefaces and the `mtcnn` package, only the import
+changed: `MTCNN(device="CPU:0")`, then `detect_faces(path, **settings)` on 8 real photos one file
+at a time, `detect_faces([8 photo arrays])` and `detect_faces([8 video frames at 640x480])`
+(photos from ../shared/data/images, sides <= 1280 px, else the bundled image 8 times).
 """
 
 from __future__ import annotations
@@ -19,14 +25,28 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
-from frames import real_frames, resized
-from peers import FACTORIES, MIN_FACE, THRESHOLDS, available, json_from_child
+from frames import BUNDLED, DATA, real_frames, resized
+from peers import (
+    FACTORIES,
+    MIN_FACE,
+    MTCNN_CLASSES,
+    SAME_CALL,
+    THRESHOLDS,
+    available,
+    json_from_child,
+    mtcnn_class,
+)
 from rich.console import Console
 from rich.table import Table
 
 SIZES = ((640, 480), (1280, 720))
 WARMUP = 3
+PHOTOS = DATA / "images"
+SAME_CALL_IMAGES = 8
+MAX_PHOTO_SIDE = 1280
+PARTS = ("speed", "batch", "same-call", "soak")
 
 
 def timed_calls(call, items: list, repeat: int) -> np.ndarray:
@@ -92,6 +112,66 @@ def batch_table(frames: list[np.ndarray], repeat: int, console: Console) -> None
     console.print(table)
 
 
+def photos(count: int = SAME_CALL_IMAGES) -> tuple[list[Path], str]:
+    """`count` real photos (sides <= MAX_PHOTO_SIDE, by name), or the bundled image repeated."""
+    found = sorted(
+        path for path in PHOTOS.glob("*.jpg") if max(cv2.imread(str(path)).shape[:2]) <= MAX_PHOTO_SIDE
+    )
+    if not found:
+        print(f"{PHOTOS} not found: using the bundled image {count} times", file=sys.stderr)
+        return [BUNDLED] * count, f"{BUNDLED.name} x {count}"
+    picked = (found * count)[:count]
+    return picked, f"{len(picked)} photos from {PHOTOS}: " + ", ".join(path.name for path in picked)
+
+
+def same_call_worker(name: str, per_video: int, repeat: int) -> None:
+    """Time the same `detect_faces` calls with one package's MTCNN; print JSON (run in a child)."""
+    detector = mtcnn_class(name)(device="CPU:0")
+    paths = [str(path) for path in photos()[0]]
+    arrays = [cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB) for path in paths]
+    frames = (resized(real_frames(per_video)[0], 640, 480) * SAME_CALL_IMAGES)[:SAME_CALL_IMAGES]
+    calls = {
+        "paths": lambda: [detector.detect_faces(path, **SAME_CALL) for path in paths],
+        "photo batch": lambda: detector.detect_faces(arrays, **SAME_CALL),
+        "frame batch": lambda: detector.detect_faces(frames, **SAME_CALL),
+    }
+    measured = {}
+    for label, call in calls.items():
+        found = call()  # warm-up: graphs traced, weights loaded
+        seconds = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            call()
+            seconds.append(time.perf_counter() - start)
+        faces = sum(face["confidence"] >= 0.9 for image in found for face in image)
+        measured[label] = {"seconds": seconds, "faces": int(faces)}
+    print(json.dumps(measured))
+
+
+def same_call_table(per_video: int, repeat: int, console: Console) -> None:
+    """livefaces against `mtcnn` on identical calls, each package in its own process."""
+    args = ["--same-call", "--per-video", str(per_video), "--repeat", str(repeat)]
+    results = {name: json_from_child(__file__, name, args) for name in MTCNN_CLASSES}
+    if any(result is None for result in results.values()):
+        console.print("same-call table skipped: it needs both livefaces and the mtcnn package")
+        return
+    console.print(f"photos: {photos()[1]}")
+    table = Table(title=f"same detect_faces calls, {SAME_CALL_IMAGES} images, images per second (median)")
+    for column in ("call", "livefaces", "mtcnn", "livefaces faster", "faces >= 0.9 (livefaces / mtcnn)"):
+        table.add_column(column, justify="right")
+    labels = {
+        "paths": "detect_faces(path) per photo",
+        "photo batch": "detect_faces([8 photo arrays])",
+        "frame batch": "detect_faces([8 frames 640x480])",
+    }
+    for key, label in labels.items():
+        rates = {name: SAME_CALL_IMAGES / np.median(results[name][key]["seconds"]) for name in results}
+        faces = " / ".join(str(results[name][key]["faces"]) for name in MTCNN_CLASSES)
+        ratio = rates["livefaces"] / rates["mtcnn"]
+        table.add_row(label, f"{rates['livefaces']:.1f}", f"{rates['mtcnn']:.1f}", f"{ratio:.1f}x", faces)
+    console.print(table)
+
+
 def resident_mb() -> float:
     """This process's resident memory in MB (Linux /proc)."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -142,17 +222,27 @@ def main() -> None:
     parser.add_argument("--per-video", type=int, default=5, help="frames taken from each video")
     parser.add_argument("--repeat", type=int, default=3, help="passes over the frames per detector")
     parser.add_argument("--soak", type=int, default=2000, help="soak calls (0: skip)")
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {','.join(PARTS)}")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--same-call", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker, args.per_video, args.repeat)
+        run = same_call_worker if args.same_call else worker
+        run(args.worker, args.per_video, args.repeat)
         return
+    parts = args.parts.split(",")
+    if unknown := set(parts) - set(PARTS):
+        parser.error(f"--parts: unknown {sorted(unknown)}; choose from {PARTS}")
     console = Console(width=None if sys.stdout.isatty() else 120)
     frames, origin = real_frames(args.per_video)
     console.print(f"frames: {origin}")
-    speed_table(args.detectors.split(","), args.per_video, args.repeat, console)
-    batch_table(frames, args.repeat, console)
-    if args.soak:
+    if "speed" in parts:
+        speed_table(args.detectors.split(","), args.per_video, args.repeat, console)
+    if "batch" in parts:
+        batch_table(frames, args.repeat, console)
+    if "same-call" in parts:
+        same_call_table(args.per_video, args.repeat, console)
+    if args.soak and "soak" in parts:
         soak(frames, args.soak, console)
 
 

@@ -3,6 +3,9 @@
 Each adapter takes an RGB uint8 image and returns (boxes x1,y1,x2,y2 (N,4), scores (N,)), with
 the paper's settings that livefaces uses by default: minimum face 20 px, factor 0.709,
 thresholds 0.6/0.7/0.7. A package that is not installed is skipped with a message.
+
+`mtcnn_class` gives the `MTCNN` class of livefaces or of the `mtcnn` package, for benchmarks that
+run the very same constructor and `detect_faces` calls on both (`SAME_CALL` keyword arguments).
 """
 
 from __future__ import annotations
@@ -20,6 +23,27 @@ Detector = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 MIN_FACE = 20
 FACTOR = 0.709
 THRESHOLDS = (0.6, 0.7, 0.7)
+SAME_CALL = {
+    "min_face_size": MIN_FACE,
+    "scale_factor": FACTOR,
+    "threshold_pnet": THRESHOLDS[0],
+    "threshold_rnet": THRESHOLDS[1],
+    "threshold_onet": THRESHOLDS[2],
+}
+"""`detect_faces` keyword arguments that both packages take: the paper's settings."""
+MTCNN_CLASSES = ("livefaces", "mtcnn")
+
+
+def mtcnn_class(name: str) -> type:
+    """`livefaces.MTCNN` or the `mtcnn` package's `MTCNN`: one import apart, the same calls."""
+    if name == "livefaces":
+        from livefaces import MTCNN
+    elif name == "mtcnn":
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        from mtcnn import MTCNN
+    else:
+        raise ValueError(f"name must be one of {MTCNN_CLASSES}, got {name!r}")
+    return MTCNN
 
 
 def livefaces_detector() -> Detector:
@@ -39,16 +63,9 @@ def mtcnn_detector() -> Detector:
     from mtcnn import MTCNN as PeerMTCNN
 
     detector = PeerMTCNN(device="CPU:0")
-    settings = {
-        "min_face_size": MIN_FACE,
-        "scale_factor": FACTOR,
-        "threshold_pnet": THRESHOLDS[0],
-        "threshold_rnet": THRESHOLDS[1],
-        "threshold_onet": THRESHOLDS[2],
-    }
 
     def detect(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        faces = detector.detect_faces(rgb, **settings)
+        faces = detector.detect_faces(rgb, **SAME_CALL)
         boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (f["box"] for f in faces)], np.float64)
         scores = np.array([f["confidence"] for f in faces], np.float64)
         return boxes.reshape(-1, 4), scores
