@@ -268,7 +268,8 @@ class DetectorService:
 
     def disconnect(self, camera: str) -> None:
         """Forget a camera (e.g. its stream went down): its pending requests are dropped, its
-        mailbox closed, and batches stop waiting for it."""
+        mailbox closed, and batches stop waiting for it. A later `connect` or `submit` makes a
+        new mailbox."""
         with self._lock:
             self._queues.pop(camera, None)
             mailbox = self._mailboxes.pop(camera, None)
@@ -295,7 +296,8 @@ class DetectorService:
 
     def serve_once(self, timeout: float = 0.0) -> list[DetectorReply]:
         """Wait up to `timeout` seconds for a batch to be due, run it, deliver and return its
-        replies ([] when none was due in time or the service is closed)."""
+        replies ([] when none was due in time or the service is closed). Waits are measured on
+        the service's clock: with a fake clock that only a test moves, pass timeout 0."""
         batch = self._collect(timeout)
         if not batch:
             return []
