@@ -24,6 +24,7 @@ import av
 
 from livefaces.demo import DemoScene
 from livefaces.frames import Frame
+from livefaces.redact import redact_url
 
 STREAM_SCHEMES = ("rtsp", "rtsps", "http", "https", "udp", "tcp", "rtmp")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -59,7 +60,7 @@ class SourceInfo:
     frame_count: int | None = None
     path: Path | None = None
     corrupt_frames: int = 0
-    notes: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # "file: reason" for each unreadable image
 
 
 class Source:
@@ -107,8 +108,14 @@ def _chain(first: Frame, rest: Iterator[Frame]) -> Iterator[Frame]:
 
 
 def mask_credentials(url: str) -> str:
-    """Replace `user:password@` in a URL by `***@` so it can be shown and logged."""
-    return re.sub(r"(?<=://)[^/@]+@", "***@", url)
+    """The URL with its credentials and secret query values masked, to be shown and logged."""
+    return redact_url(url)
+
+
+def _lower_scheme(url: str) -> str:
+    """URL schemes are case-insensitive, FFmpeg's protocol names are not: `RTSP://` -> `rtsp://`."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme.lower()}://{rest}"
 
 
 def open_source(spec: str, settings: CaptureSettings | None = None) -> Source:
@@ -133,8 +140,9 @@ def open_source(spec: str, settings: CaptureSettings | None = None) -> Source:
                 f"(use one of {', '.join(STREAM_SCHEMES)}, a file, a folder, a camera index or 'demo')"
             )
         live = settings.live if settings.live is not None else True
+        url = _lower_scheme(spec)
         info = SourceInfo(mask_credentials(spec), "stream", live=live)
-        return Source(info, lambda i: _read_av(spec, settings, i, stream=True), paced=False)
+        return Source(info, lambda i: _read_av(url, settings, i, stream=True), paced=False)
     path = Path(spec)
     if not path.exists():
         raise SourceError(f"{spec}: no such file or folder")
@@ -166,6 +174,7 @@ def _read_images(files: list[Path], info: SourceInfo) -> Iterator[Frame]:
             if len(files) == 1:
                 raise SourceError(f"{path}: not a readable image")
             info.corrupt_frames += 1
+            info.skipped.append(f"{path}: not a readable image")
             continue
         info.size = info.size or (image.shape[1], image.shape[0])
         yield Frame(index, float(index), time.monotonic(), image, name=str(path))

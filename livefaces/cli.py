@@ -1,12 +1,16 @@
 """The command line: argv in, exit code out. The only module that touches argv, stdout and signals.
 
-Exit codes: 0 done (also after q, Esc, Ctrl-C or SIGTERM), 1 failure while running,
-2 bad input (arguments, source, output path, weights). Errors are one line, never a traceback.
+Exit codes: 0 done (also after q, Esc, Ctrl-C or SIGTERM), 1 failure while running (a live
+source lost included), 2 bad input (arguments, source, output path, codec, weights), 130 when a
+third interrupt aborted the finish. Errors are one line, never a traceback. The source and the
+outputs are checked before TensorFlow loads, and what native libraries print to fd 2 is kept
+off the terminal (`LIVEFACES_NATIVE_LOGS=1` shows it).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -20,10 +24,14 @@ from typing import TYPE_CHECKING
 from livefaces import native_logs
 
 if TYPE_CHECKING:
-    from livefaces.capture import SourceInfo
-    from livefaces.pipeline import Sink
+    from rich.console import Console
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+    from livefaces.capture import SourceInfo
+    from livefaces.pipeline import RunSummary, Sink
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_ABORTED = 0, 1, 2, 130
+ABORT_GRACE_SECONDS = 10.0
+LIVE_KINDS = ("stream", "camera")
 
 
 class BadInput(Exception):
@@ -229,8 +237,9 @@ def _check_writable(path: Path, what: str) -> None:
 
 
 def check_outputs(config: Config, source_kind: str) -> None:
-    """Refuse output paths that cannot be written, before anything starts."""
-    from livefaces.recorder import VIDEO_SUFFIXES
+    """Refuse output paths that cannot be written and codecs that cannot record to them,
+    before anything starts."""
+    from livefaces.recorder import VIDEO_SUFFIXES, check_codec
 
     if config.output is not None:
         if source_kind == "images":
@@ -248,6 +257,10 @@ def check_outputs(config: Config, source_kind: str) -> None:
                     f"{config.output}: the output video must end in one of {', '.join(VIDEO_SUFFIXES)}"
                 )
             _check_writable(config.output, "the video")
+            try:
+                check_codec(config.codec, config.output)
+            except ValueError as error:
+                raise BadInput(str(error)) from None
     if config.json_path and config.json_path != "-":
         _check_writable(Path(config.json_path), "the JSON log")
 
@@ -257,14 +270,73 @@ def wants_tracking(detect_every: int | str | None, live: bool, realtime: bool) -
     return detect_every == "auto" or (detect_every is None and (live or realtime))
 
 
-def run_pipeline(config: Config, stop: threading.Event) -> int:
-    """Open the source, build the detector and sinks, run, report. Returns the exit code."""
+class Interrupts:
+    """SIGINT and SIGTERM during a run, counted.
+
+    The first stops the run cleanly: every output is finished and playable. The second only
+    says that the app is finishing. The third aborts the finish: threads are no longer waited
+    for and the recording is closed without the frames its encoder still holds (playable, but
+    incomplete, and the exit code is 130). Should even that hang, the process exits after
+    `ABORT_GRACE_SECONDS`. The handler never raises, so no signal can cut a file's finalization
+    in half; its messages go straight to the stderr descriptor (printing is not re-entrant).
+    """
+
+    def __init__(self, stop: threading.Event, abort: threading.Event, recording: bool) -> None:
+        self.stop, self.abort = stop, abort
+        self.recording = recording
+        self.count = 0
+        self.first: str | None = None
+        self._previous: dict[int, object] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
+        self._previous.clear()
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.count += 1
+        if self.count == 1:
+            self.first = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+            self.stop.set()
+        elif self.count == 2:
+            what = "the recording" if self.recording else "the outputs"
+            _say(f"livefaces: finishing {what}... (interrupt once more to abort: it would be incomplete)")
+        elif self.count == 3:
+            self.abort.set()
+            _say("livefaces: aborting: outputs are closed now, the recording will be incomplete")
+            timer = threading.Timer(ABORT_GRACE_SECONDS, _give_up)
+            timer.daemon = True
+            timer.start()
+
+
+def _say(line: str) -> None:
+    """One line straight to the stderr descriptor: safe inside a signal handler."""
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        os.write(sys.stderr.fileno(), (line + "\n").encode())
+
+
+def _give_up() -> None:
+    _say("livefaces: aborted: the finish hung; the recording is incomplete and may not play")
+    os._exit(EXIT_ABORTED)
+
+
+def run_pipeline(config: Config, stop: threading.Event, interrupts: Interrupts) -> int:
+    """Open the source, build the detector and sinks, run, report. Returns the exit code.
+
+    The source is opened (its first frame read) and the outputs checked before TensorFlow is
+    imported: bad input fails in a fraction of a second, with one line.
+    """
     from rich.console import Console
 
     from livefaces.capture import CaptureSettings, open_source
     from livefaces.display import display_available
     from livefaces.panel import StatusReporter
-    from livefaces.pipeline import Pipeline, PipelineSettings
+    from livefaces.pipeline import Pipeline, PipelineError, PipelineSettings
     from livefaces.stats import PipelineStats
 
     console = Console(stderr=True)
@@ -284,21 +356,16 @@ def run_pipeline(config: Config, stop: threading.Event) -> int:
     tracking = wants_tracking(every, source.info.live, config.realtime)
     if tracking and source.info.kind == "images":
         raise BadInput("--detect-every auto and --realtime track faces across video frames, not images")
+    frames = source.frames()  # reads the first frame: a bad source fails here, before any output exists
     show = config.display and display_available()
     if config.display and not show:
-        console.print(
-            "livefaces: no display available, running headless (--no-display)",
-            highlight=False,
-            soft_wrap=True,
-        )
-    frames = source.frames()  # reads the first frame: a bad source fails here, before any output exists
+        _print(console, "livefaces: no display available, running headless (--no-display)")
     try:
-        with native_logs.silenced():
-            from livefaces.detector import MTCNN
+        from livefaces.detector import MTCNN
 
-            detector = MTCNN(
-                min_face_size=config.min_face_size, thresholds=config.thresholds, device=config.device
-            )
+        detector = MTCNN(
+            min_face_size=config.min_face_size, thresholds=config.thresholds, device=config.device
+        )
         stats = PipelineStats()
         sinks = _sinks(config, source.info, show, stop)
     except BaseException:
@@ -316,14 +383,73 @@ def run_pipeline(config: Config, stop: threading.Event) -> int:
     reporter = StatusReporter(source.info, stats.snapshot, detector.device, console)
     reporter.start()
     try:
-        summary = pipeline.run(stop, frames)
-    finally:
+        summary = pipeline.run(stop, frames, interrupts.abort)
+    except PipelineError as error:
         reporter.stop()
-    written = f", wrote {config.output}" if config.output else ""
-    ended = "stopped" if summary.stopped else "done"
-    line = f"livefaces: {ended}: {summary.frames} frames, {summary.detections} detections{written}"
-    console.print(line, highlight=False, soft_wrap=True)
-    return EXIT_OK
+        return _report_failure(console, error, source.info, sinks)
+    reporter.stop()
+    return _report_run(console, summary, source.info, sinks, interrupts)
+
+
+def _print(console: Console, line: str) -> None:
+    console.print(line, highlight=False, soft_wrap=True, markup=False)
+
+
+def _report_run(
+    console: Console, summary: RunSummary, info: SourceInfo, sinks: list[Sink], interrupts: Interrupts
+) -> int:
+    """The end of a run in plain words: what ended it, what each output holds, what was skipped."""
+    code, head = EXIT_OK, f"done: {summary.frames} frames"
+    if summary.aborted:
+        code, head = EXIT_ABORTED, f"aborted by a third interrupt after {summary.frames} frames"
+    elif summary.ended_by == "stop":
+        who = interrupts.first or "the window (q, Esc or closed)"
+        head = f"stopped by {who} after {summary.frames} frames"
+    elif summary.ended_by == "limit":
+        head += " (--max-frames/--duration reached)"
+    elif info.kind in LIVE_KINDS:
+        code, head = EXIT_FAILED, f"source lost: {info.name}: the stream ended after {summary.frames} frames"
+    elif _truncated(info, summary):
+        head += f"; {info.name} ended early: {summary.captured} of {info.frame_count} announced frames"
+    head += f", {summary.detections} detections"
+    unwritten = summary.captured - summary.frames - summary.dropped
+    if unwritten > 0:
+        head += f"; {unwritten} frames read but not written (stopped before they were processed)"
+    if summary.dropped:
+        head += f"; {summary.dropped} dropped to keep up with the live source"
+    _print(console, f"livefaces: {head}")
+    _print_outputs(console, info, sinks)
+    return code
+
+
+def _truncated(info: SourceInfo, summary: RunSummary) -> bool:
+    """A file that delivered clearly fewer frames than its header announced (a cut-off download)."""
+    if info.kind != "file" or not info.frame_count:
+        return False
+    return summary.captured + info.corrupt_frames < 0.98 * info.frame_count - 1
+
+
+def _report_failure(console: Console, error: Exception, info: SourceInfo, sinks: list[Sink]) -> int:
+    from livefaces.capture import SourceError
+
+    reason = getattr(error, "reason", str(error))
+    if getattr(error, "stage", "") == "capture" and isinstance(error.__cause__, SourceError):
+        _print(console, f"livefaces: source lost: {reason}")
+    else:
+        _print(console, f"livefaces: failed: {error}")
+    _print_outputs(console, info, sinks)
+    return EXIT_FAILED
+
+
+def _print_outputs(console: Console, info: SourceInfo, sinks: list[Sink]) -> None:
+    for sink in sinks:
+        described = sink.summary()
+        if described:
+            _print(console, f"livefaces: wrote {described}")
+    for skipped in info.skipped[:20]:
+        _print(console, f"livefaces: skipped {skipped}")
+    if len(info.skipped) > 20:
+        _print(console, f"livefaces: skipped {len(info.skipped) - 20} more unreadable files")
 
 
 def _sinks(config: Config, info: SourceInfo, show: bool, stop: threading.Event) -> list[Sink]:
@@ -347,63 +473,49 @@ def _sinks(config: Config, info: SourceInfo, show: bool, stop: threading.Event) 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run livefaces with these arguments; returns the exit code."""
-    stop = threading.Event()
+    stop, abort = threading.Event(), threading.Event()
+    interrupts = Interrupts(stop, abort, recording=False)
+    interrupts.install()
+    try:
+        with native_logs.diverted():
+            return _main(argv, stop, interrupts)
+    finally:
+        interrupts.restore()
+
+
+def _main(argv: Sequence[str] | None, stop: threading.Event, interrupts: Interrupts) -> int:
     try:
         config = Config.from_args(build_parser().parse_args(argv))
     except BadInput as error:
         print(f"livefaces: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    previous = _install_signal_handlers(stop)
+    interrupts.recording = config.output is not None
     try:
-        return run_pipeline(config, stop)
-    except KeyboardInterrupt:
-        return EXIT_OK
+        return run_pipeline(config, stop, interrupts)
     except BadInput as error:
         print(f"livefaces: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as error:  # one line, never a traceback
         return _report(error)
-    finally:
-        _restore_signal_handlers(previous)
 
 
 def _report(error: Exception) -> int:
+    """One line for an error raised before the pipeline ran. Imports nothing heavy: reporting a
+    bad source must not load TensorFlow (its weights errors are ValueErrors)."""
     from livefaces.capture import SourceError
-    from livefaces.networks import WeightsError
-    from livefaces.pipeline import PipelineError
 
-    if isinstance(error, (SourceError, WeightsError, ValueError)):
+    if isinstance(error, (SourceError, ValueError)):
         print(f"livefaces: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    if isinstance(error, PipelineError):
-        print(f"livefaces: failed: {error}", file=sys.stderr)
-        return EXIT_FAILED
     print(f"livefaces: failed: {type(error).__name__}: {error}", file=sys.stderr)
     return EXIT_FAILED
-
-
-def _install_signal_handlers(stop: threading.Event) -> dict:
-    """SIGTERM and a first Ctrl-C stop the run cleanly; a second Ctrl-C interrupts at once."""
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        if signum == signal.SIGINT and stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            previous[signum] = signal.signal(signum, request_stop)
-    return previous
-
-
-def _restore_signal_handlers(previous: dict) -> None:
-    for signum, handler in previous.items():
-        signal.signal(signum, handler)
 
 
 def run() -> None:
     """Console-script entry point."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl-C before the handlers were in place: nothing had started
+        sys.exit(EXIT_ABORTED)

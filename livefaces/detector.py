@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 from livefaces import boxes as bx
 from livefaces import compat, networks
 from livefaces.detections import Detections
 from livefaces.images import ImageInput, as_rgb, load_rgb
+from livefaces.quiet_tensorflow import tf
 
 __all__ = ["DEVICES", "MTCNN", "STAGES", "Settings", "as_rgb", "pyramid_scales", "resolve_device"]
 

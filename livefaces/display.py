@@ -65,7 +65,10 @@ class WindowSink:
         self.frames_shown += 1
         return cv2.waitKey(1) & 0xFF
 
-    def close(self) -> None:
+    def summary(self) -> None:
+        """A window writes nothing."""
+
+    def close(self, flush: bool = True) -> None:
         if self._opened:
             cv2.destroyWindow(self.title)
             cv2.waitKey(1)

@@ -16,7 +16,8 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
+
+from livefaces.quiet_tensorflow import tf
 
 NETWORKS = ("pnet", "rnet", "onet")
 NORMALISE_SHIFT = 127.5

@@ -18,11 +18,33 @@ from livefaces.capture import SourceInfo
 from livefaces.stats import StatsSnapshot
 
 
-def _eta(info: SourceInfo, snap: StatsSnapshot) -> str | None:
-    if not info.frame_count or info.live or snap.display_fps <= 0:
+def clock_time(seconds: float) -> str:
+    """Seconds as h:mm:ss, or m:ss under an hour."""
+    whole = max(int(seconds), 0)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _fps(rate: float | None) -> str:
+    return f"{rate:5.1f}" if rate is not None else "    -"
+
+
+def progress_text(info: SourceInfo, snap: StatsSnapshot) -> str | None:
+    """Progress such as `120/275 frames  44%  elapsed 0:04  ETA 0:05`, for sources of known length.
+
+    The ETA comes from the average rate of the whole run so far, and is left out until a
+    second of work stands behind it. None for live sources and sources of unknown length.
+    """
+    if not info.frame_count or info.live:
         return None
-    remaining = max(info.frame_count - snap.displayed, 0) / snap.display_fps
-    return f"{int(remaining // 60):d}:{int(remaining % 60):02d}"
+    done = min(snap.displayed, info.frame_count)
+    text = f"{done}/{info.frame_count} frames  {100 * done / info.frame_count:3.0f}%  "
+    text += f"elapsed {clock_time(snap.elapsed)}"
+    if done and snap.elapsed >= 1.0:
+        remaining = (info.frame_count - done) * snap.elapsed / done
+        text += f"  ETA {clock_time(remaining)}"
+    return text
 
 
 def render_panel(info: SourceInfo, snap: StatsSnapshot, device: str) -> RenderableType:
@@ -35,9 +57,11 @@ def render_panel(info: SourceInfo, snap: StatsSnapshot, device: str) -> Renderab
     table.add_row("source", f"{info.name} ({info.kind}{', live' if info.live else ''})")
     table.add_row("resolution", f"{size}{source_fps}")
     table.add_row("device", device)
+    table.add_row("uptime", clock_time(snap.elapsed))
     table.add_row(
         "fps",
-        f"capture {snap.capture_fps:5.1f}   detect {snap.detect_fps:5.1f}   display {snap.display_fps:5.1f}",
+        f"capture {_fps(snap.capture_fps)}   detect {_fps(snap.detect_fps)}   "
+        f"display {_fps(snap.display_fps)}",
     )
     table.add_row("detection", f"{snap.detect_ms:6.1f} ms   {snap.detect_every}")
     table.add_row("latency", f"{snap.latency_ms:6.1f} ms capture to display")
@@ -48,21 +72,26 @@ def render_panel(info: SourceInfo, snap: StatsSnapshot, device: str) -> Renderab
     )
     table.add_row("faces", str(snap.faces))
     parts: list[RenderableType] = [table]
-    if info.frame_count and not info.live:
-        eta = _eta(info, snap)
+    progress = progress_text(info, snap)
+    if progress is not None and info.frame_count:
         parts.append(ProgressBar(total=info.frame_count, completed=min(snap.displayed, info.frame_count)))
-        parts.append(f"{snap.displayed}/{info.frame_count} frames" + (f"   ETA {eta}" if eta else ""))
+        parts.append(progress)
     return Panel(Group(*parts), title="livefaces", border_style="green")
 
 
 def render_line(info: SourceInfo, snap: StatsSnapshot) -> str:
     """The same health as one plain line, for logs."""
-    progress = f" {snap.displayed}/{info.frame_count}" if info.frame_count and not info.live else ""
+    progress = progress_text(info, snap)
+    where = f" {progress}" if progress else f" up {clock_time(snap.elapsed)}"
+
+    def rate(name: str, value: float | None) -> str:
+        return f"{name}={value:.1f}fps" if value is not None else f"{name}=-"
+
     return (
-        f"livefaces: {snap.elapsed:7.1f}s{progress} frames={snap.displayed} "
-        f"capture={snap.capture_fps:.1f}fps detect={snap.detect_fps:.1f}fps "
-        f"display={snap.display_fps:.1f}fps detect_ms={snap.detect_ms:.1f} "
-        f"latency_ms={snap.latency_ms:.0f} dropped={snap.dropped} corrupt={snap.corrupt} faces={snap.faces}"
+        f"livefaces:{where} frames={snap.displayed} {rate('capture', snap.capture_fps)} "
+        f"{rate('detect', snap.detect_fps)} {rate('display', snap.display_fps)} "
+        f"detect_ms={snap.detect_ms:.1f} latency_ms={snap.latency_ms:.0f} dropped={snap.dropped} "
+        f"corrupt={snap.corrupt} faces={snap.faces}"
     )
 
 

@@ -50,11 +50,23 @@ class Sink(Protocol):
 
     def write(self, item: AnnotatedFrame, canvas: np.ndarray | None) -> None: ...
 
-    def close(self) -> None: ...
+    def close(self, flush: bool = True) -> None:
+        """Finish the output; `flush=False` (an abort) skips work still buffered, like an encoder's."""
+
+    def summary(self) -> str | None:
+        """What was written, for the final report ("out.mp4: 120 frames, 4.0 s"); None for a window."""
 
 
 class PipelineError(Exception):
-    """A pipeline thread or sink failed; the message says which and why."""
+    """A pipeline thread or sink failed; the message says which and why.
+
+    stage: "capture", "detector" or "outputs"; reason: the failure without the stage prefix.
+    """
+
+    def __init__(self, message: str, stage: str = "", reason: str = "") -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.reason = reason or message
 
 
 @dataclass(frozen=True)
@@ -84,13 +96,23 @@ class PipelineSettings:
     queue_size: int = 8
 
 
+ENDED_BY_SOURCE, ENDED_BY_LIMIT, ENDED_BY_STOP = "source", "limit", "stop"
+
+
 @dataclass(frozen=True)
 class RunSummary:
-    """Frames shown, detector runs, and whether the run was stopped (q, Esc, signal) before its end."""
+    """How a run went: frames read from the source, frames given to the outputs, detector runs,
+    and what ended it: the source itself ("source"), --max-frames/--duration ("limit"), or the
+    stop event ("stop": q, Esc, a signal). `aborted`: a second stop request cut the finish short.
+    """
 
     frames: int
     detections: int
     stopped: bool
+    captured: int = 0
+    dropped: int = 0
+    ended_by: str = ENDED_BY_SOURCE
+    aborted: bool = False
 
 
 def detect_frames(
@@ -127,6 +149,7 @@ class Pipeline:
         self.stats = stats or PipelineStats()
         self.style = style
         self.lossless = not source.info.live
+        self._ended_by = ENDED_BY_SOURCE
         self.tracking: TrackingDetector | None = None
         if self.settings.tracking:
             self.tracking = TrackingDetector(
@@ -143,13 +166,22 @@ class Pipeline:
             else:
                 self.stats.detect_every = "every frame" if self.lossless else "newest frame when free"
 
-    def run(self, stop: threading.Event, frames: Iterator[Frame] | None = None) -> RunSummary:
+    def run(
+        self,
+        stop: threading.Event,
+        frames: Iterator[Frame] | None = None,
+        abort: threading.Event | None = None,
+    ) -> RunSummary:
         """Process the source until it ends, a bound is reached or `stop` is set.
 
         `frames`: the source's already opened iterator; by default the source is opened here
-        (a bad source raises `SourceError` before any thread starts). Always closes the sinks.
+        (a bad source raises `SourceError` before any thread starts). Always closes the sinks;
+        once `abort` is set, it stops waiting for the threads and closes them without flushing
+        (a recording stays playable but loses the frames its encoder still held).
         Raises `PipelineError` when a thread or sink failed.
         """
+        abort = abort or threading.Event()
+        self._ended_by = ENDED_BY_SOURCE
         frames = frames if frames is not None else self.source.frames()
         size = self.settings.queue_size
         display: FrameChannel[Frame] = FrameChannel(size, self.lossless, stop, self.stats.dropped_frame)
@@ -171,10 +203,17 @@ class Pipeline:
             stopped = stop.is_set()
         finally:
             stop.set()
-            for thread in threads:
-                thread.join(JOIN_SECONDS)
-            self._close_sinks()
-        return RunSummary(frames=shown, detections=self.stats.detected, stopped=stopped)
+            _join_all(threads, abort)
+            self._close_sinks(flush=not abort.is_set())
+        return RunSummary(
+            frames=shown,
+            detections=self.stats.detected,
+            stopped=stopped,
+            captured=self.stats.captured,
+            dropped=self.stats.dropped,
+            ended_by=ENDED_BY_STOP if stopped else self._ended_by,
+            aborted=abort.is_set(),
+        )
 
     def _wants_detection(self, index: int) -> bool:
         every = self.settings.detect_every
@@ -189,7 +228,11 @@ class Pipeline:
         try:
             for frame in frames:
                 first_time = frame.timestamp if first_time is None else first_time
-                if stop.is_set() or self._bound_reached(read, frame.timestamp - first_time):
+                if stop.is_set():
+                    self._ended_by = ENDED_BY_STOP
+                    break
+                if self._bound_reached(read, frame.timestamp - first_time):
+                    self._ended_by = ENDED_BY_LIMIT
                     break
                 read += 1
                 self.stats.captured_frame()
@@ -294,19 +337,27 @@ class Pipeline:
                 _raise_from("detector", result)
             index, detections = result
 
-    def _close_sinks(self) -> None:
+    def _close_sinks(self, flush: bool) -> None:
         failures = []
         for sink in self.sinks:
             try:
-                sink.close()
+                sink.close(flush=flush)
             except Exception as error:
                 failures.append(f"{type(sink).__name__}: {error}")
         if failures:
-            raise PipelineError("; ".join(failures))
+            raise PipelineError("; ".join(failures), "outputs")
+
+
+def _join_all(threads: Sequence[threading.Thread], abort: threading.Event) -> None:
+    """Wait for the threads (at most `JOIN_SECONDS` in all), or no longer once `abort` is set."""
+    deadline = time.monotonic() + JOIN_SECONDS
+    for thread in threads:
+        while thread.is_alive() and not abort.is_set() and time.monotonic() < deadline:
+            thread.join(0.05)
 
 
 def _raise_from(stage: str, closed: Closed) -> None:
     if closed.error is not None:
         error = closed.error
         message = str(error) or type(error).__name__
-        raise PipelineError(f"{stage}: {message}") from error
+        raise PipelineError(f"{stage}: {message}", stage, message) from error

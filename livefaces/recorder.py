@@ -8,6 +8,8 @@ container, so a recording stopped by Ctrl-C, SIGTERM or a dying source stays pla
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -21,9 +23,13 @@ import av
 # isort: on
 import numpy as np
 
-from livefaces.frames import AnnotatedFrame
+from livefaces.detections import Detections
+from livefaces.frames import AnnotatedFrame, Frame
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
+CONTAINER_FORMATS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".avi": "avi"}
+# The codecs offered in messages, best first; `--codec` takes any encoder FFmpeg has.
+SUGGESTED_CODECS = ("h264", "hevc", "mpeg4", "mjpeg", "libvpx-vp9", "libsvtav1")
 FINE_TIME_BASE = Fraction(1, 90000)
 CRF_CODECS = ("h264", "libx264", "hevc", "libx265", "libvpx-vp9")
 
@@ -49,7 +55,9 @@ class VideoRecorder:
         self.codec, self.crf, self.preset = codec, crf, preset
         self.audio_from = audio_from
         self.audio_copied = False
-        self.frames_written = 0
+        self.frames_written = 0  # frames given to the encoder
+        self.frames_in_file = 0  # video packets muxed: frames that are in the file
+        self.complete = True
         self._container: av.container.OutputContainer | None = None
         self._video: av.VideoStream | None = None
         self._audio_input: av.container.InputContainer | None = None
@@ -58,6 +66,7 @@ class VideoRecorder:
         self._pending_audio: av.Packet | None = None
         self._last_pts = -1
         self._last_time = 0.0
+        self._first_time = 0.0
         self._time_base = FINE_TIME_BASE
 
     def write(self, item: AnnotatedFrame, canvas: np.ndarray | None) -> None:
@@ -67,45 +76,61 @@ class VideoRecorder:
         if self._container is None:
             self._open(canvas.shape[1], canvas.shape[0])
         assert self._container is not None and self._video is not None
+        if self.frames_written == 0:
+            self._first_time = item.frame.timestamp
         pts = max(round(item.frame.timestamp / self._time_base), self._last_pts + 1)
         self._last_pts = pts
         self._last_time = float(pts * self._time_base)
         frame = av.VideoFrame.from_ndarray(self._even(canvas), format="bgr24")
         frame.pts, frame.time_base = pts, self._time_base
-        for packet in self._video.encode(frame):
-            self._container.mux(packet)
+        self._mux_video(self._video.encode(frame))
         self.frames_written += 1
         self._copy_audio_until(self._last_time + 1 / self.fps)
 
-    def close(self) -> None:
-        """Flush the encoder, copy the remaining audio, finalize the file. Safe to call twice."""
+    def close(self, flush: bool = True) -> None:
+        """Flush the encoder, copy the remaining audio, finalize the file. Safe to call twice.
+
+        `flush=False` (an abort) skips the frames the encoder still holds: the file is finalized
+        and playable, but shorter; `complete` and `summary()` say so.
+        """
         if self._container is None:
             return
-        container, self._container = self._container, None
         try:
             assert self._video is not None
-            for packet in self._video.encode(None):
-                container.mux(packet)
-            self._container = container
-            self._copy_audio_until(self._last_time + 1 / self.fps)
-            self._container = None
+            if flush:
+                self._mux_video(self._video.encode(None))
+                self._copy_audio_until(self._last_time + 1 / self.fps)
         finally:
+            container, self._container = self._container, None
+            self.complete = self.frames_in_file == self.frames_written
             container.close()
             if self._audio_input is not None:
                 self._audio_input.close()
+
+    def summary(self) -> str:
+        """What the file holds, e.g. "out.mp4: 120 frames, 4.0 s, audio copied"."""
+        if self.frames_written == 0:
+            return f"{self.path}: not written (no frame reached it)"
+        seconds = self._last_time - self._first_time + 1 / self.fps
+        audio = ", audio copied" if self.audio_copied else ""
+        missing = self.frames_written - self.frames_in_file
+        lost = f" - INCOMPLETE: {missing} frames held by the encoder were not written" if missing else ""
+        return f"{self.path}: {self.frames_in_file} frames, {seconds:.1f} s{audio}{lost}"
+
+    def _mux_video(self, packets: list[av.Packet]) -> None:
+        assert self._container is not None
+        for packet in packets:
+            self._container.mux(packet)
+            self.frames_in_file += 1
 
     def _open(self, width: int, height: int) -> None:
         container = av.open(str(self.path), mode="w")
         rate = Fraction(self.fps).limit_denominator(1001)
         if self.path.suffix.lower() == ".avi":
             self._time_base = 1 / rate
-        stream = container.add_stream(self.codec, rate=rate)
-        stream.width, stream.height = width + width % 2, height + height % 2
-        stream.pix_fmt = "yuv420p"
+        stream = _add_video_stream(container, self.codec, rate, (width, height), self.crf, self.preset)
         stream.time_base = self._time_base
         stream.codec_context.time_base = self._time_base
-        if stream.codec_context.name in CRF_CODECS or self.codec in CRF_CODECS:
-            stream.options = {"crf": str(self.crf), "preset": self.preset}
         self._container, self._video = container, stream
         if self.audio_from is not None:
             self._open_audio()
@@ -150,3 +175,59 @@ class VideoRecorder:
         if pad_bottom or pad_right:
             return cv2.copyMakeBorder(image, 0, pad_bottom, 0, pad_right, cv2.BORDER_CONSTANT, value=0)
         return image
+
+
+def _add_video_stream(
+    container: av.container.OutputContainer,
+    codec: str,
+    rate: Fraction,
+    size: tuple[int, int],
+    crf: int = 23,
+    preset: str = "veryfast",
+) -> av.VideoStream:
+    """A video stream as the recorder writes it: even size, yuv420p, CRF quality where it applies."""
+    stream = container.add_stream(codec, rate=rate)
+    width, height = size
+    stream.width, stream.height = width + width % 2, height + height % 2
+    stream.pix_fmt = _pixel_format(stream.codec_context.codec)
+    if stream.codec_context.name in CRF_CODECS or codec in CRF_CODECS:
+        stream.options = {"crf": str(crf), "preset": preset}
+    return stream
+
+
+def codec_works(codec: str, suffix: str) -> bool:
+    """Whether `codec` can record to a `suffix` file here: the recorder itself writes a few tiny
+    frames to a temp file, so the check is exactly what a real recording will do."""
+    image = np.zeros((48, 64, 3), np.uint8)
+    with tempfile.TemporaryDirectory(prefix="livefaces-codec-") as folder:
+        recorder = VideoRecorder(Path(folder) / f"probe{suffix}", 30.0, codec)
+        try:
+            for index in range(8):
+                frame = Frame(index, index / 30.0, 0.0, image)
+                recorder.write(AnnotatedFrame(frame, Detections.empty(), True, index), image)
+            recorder.close()
+        except (av.error.FFmpegError, ValueError, OSError, TypeError):
+            with contextlib.suppress(av.error.FFmpegError, ValueError, OSError, TypeError):
+                recorder.close(flush=False)
+            return False
+    return True
+
+
+def check_codec(codec: str, path: Path) -> None:
+    """Raise ValueError naming `--codec`, the bad value and the valid choices, unless `codec`
+    can record to `path`'s container. Checked before anything starts."""
+    suffix = path.suffix.lower()
+    if codec_works(codec, suffix):
+        return
+    choices = ", ".join(c for c in SUGGESTED_CODECS if codec_works(c, suffix))
+    known = codec_works(codec, ".mkv") or any(codec_works(codec, other) for other in CONTAINER_FORMATS)
+    reason = f"cannot be written to a {suffix} file" if known else "is not a video encoder available here"
+    raise ValueError(f"--codec {codec}: {reason}; for {suffix} choose one of {choices}")
+
+
+def _pixel_format(codec: av.Codec) -> str:
+    """yuv420p, the format every player takes, or its full-range twin for (M)JPEG encoders."""
+    offered = [f.name for f in codec.video_formats or ()]
+    if "yuvj420p" in offered:  # (M)JPEG encoders refuse limited-range yuv420p
+        return "yuvj420p"
+    return "yuv420p" if not offered or "yuv420p" in offered else offered[0]

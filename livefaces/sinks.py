@@ -25,6 +25,8 @@ class JsonLinesSink:
     def __init__(self, path: str) -> None:
         self._stream: IO[str] = sys.stdout if path == "-" else open(path, "w", encoding="utf-8")  # noqa: SIM115
         self._owned = path != "-"
+        self._name = "standard output" if path == "-" else path
+        self.lines_written = 0
 
     def write(self, item: AnnotatedFrame, canvas: np.ndarray | None) -> None:
         height, width = item.frame.image.shape[:2]
@@ -35,10 +37,15 @@ class JsonLinesSink:
         record["faces"] = item.detections.to_dicts(height, width)
         self._stream.write(json.dumps(record) + "\n")
         self._stream.flush()
+        self.lines_written += 1
 
-    def close(self) -> None:
+    def close(self, flush: bool = True) -> None:
+        """Every line is flushed as it is written, so there is nothing left to lose."""
         if self._owned and not self._stream.closed:
             self._stream.close()
+
+    def summary(self) -> str:
+        return f"{self._name}: {self.lines_written} JSON lines"
 
 
 class ImageFolderSink:
@@ -62,5 +69,8 @@ class ImageFolderSink:
             raise OSError(f"{target}: the annotated image could not be written")
         self.written += 1
 
-    def close(self) -> None:
+    def close(self, flush: bool = True) -> None:
         """Nothing is buffered."""
+
+    def summary(self) -> str:
+        return f"{self.folder}: {self.written} annotated images"

@@ -2,7 +2,9 @@
 
 Every thread records into one `PipelineStats`; the panel reads `snapshot()` a few times a
 second. Rates are (n - 1) / elapsed over the last ticks, so a burst of re-reads of the same
-frame cannot inflate them, and tests drive the clock by hand instead of sleeping.
+frame cannot inflate them, and tests drive the clock by hand instead of sleeping. A rate is
+only given once enough events over enough time stand behind it (None before: "25126 fps"
+after two images says nothing).
 """
 
 from __future__ import annotations
@@ -17,23 +19,37 @@ Clock = Callable[[], float]
 
 
 class RateMeter:
-    """Events per second over the last `window` events."""
+    """Events per second over the last `window` events.
 
-    def __init__(self, window: int = 30, clock: Clock = time.monotonic) -> None:
+    min_events, min_seconds: the least data a rate is given for (events seen, and seconds
+    between the first and last of them); before that `rate()` is None.
+    """
+
+    def __init__(
+        self, window: int = 30, clock: Clock = time.monotonic, min_events: int = 5, min_seconds: float = 0.5
+    ) -> None:
         if window < 2:
             raise ValueError(f"window must be >= 2 events, got {window}")
+        if not 2 <= min_events <= window:
+            raise ValueError(f"min_events must be in [2, window={window}], got {min_events}")
         self._times: deque[float] = deque(maxlen=window)
         self._clock = clock
+        self._min_events, self._min_seconds = min_events, min_seconds
+        self._first: float | None = None
 
     def tick(self) -> None:
-        self._times.append(self._clock())
+        now = self._clock()
+        self._first = now if self._first is None else self._first
+        self._times.append(now)
 
-    def rate(self) -> float:
-        """0.0 until two events were seen."""
-        if len(self._times) < 2:
-            return 0.0
+    def rate(self) -> float | None:
+        """Events per second, or None while too few events or too little time stand behind it."""
+        if len(self._times) < self._min_events or self._first is None:
+            return None
+        if self._times[-1] - self._first < self._min_seconds:
+            return None
         elapsed = self._times[-1] - self._times[0]
-        return (len(self._times) - 1) / elapsed if elapsed > 0 else 0.0
+        return (len(self._times) - 1) / elapsed if elapsed > 0 else None
 
 
 class RollingMedian:
@@ -61,9 +77,9 @@ class StatsSnapshot:
     captured: int
     detected: int
     displayed: int
-    capture_fps: float
-    detect_fps: float
-    display_fps: float
+    capture_fps: float | None
+    detect_fps: float | None
+    display_fps: float | None
     detect_ms: float
     draw_ms: float
     latency_ms: float

@@ -198,12 +198,15 @@ def test_dying_stream_ends_the_run_and_the_recording_stays_playable(
     code = main([*args, "--output", str(out)])
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    # The server's EOS reaches FFmpeg as an RTCP BYE: the stream ends normally.
-    assert code == 0, err
+    # The server's EOS reaches FFmpeg as an RTCP BYE. A live stream that ends is not "done":
+    # the report says the source was lost, and the exit code is 1.
+    assert code == 1, err
     recorded, size = decode_all(out)
     assert size == SIZE
     assert 0 < recorded < 60
-    assert f"livefaces: done: {recorded} frames" in err
+    assert f"livefaces: source lost: {url}: the stream ended after {recorded} frames" in err
+    assert f"livefaces: wrote {out}: {recorded} frames" in err
+    assert "done" not in err
 
 
 def test_stalled_stream_fails_on_the_read_timeout_and_the_recording_stays_playable(
@@ -237,9 +240,8 @@ def test_stalled_stream_fails_on_the_read_timeout_and_the_recording_stays_playab
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert code == 1, err
-    last = err.splitlines()[-1]
-    assert last.startswith(f"livefaces: failed: capture: {url}: "), err
-    assert "no data for 2 s (read timeout)" in last, err
+    assert f"livefaces: source lost: {url}: no data for 2 s (read timeout)" in err.splitlines(), err
+    assert f"livefaces: wrote {out}: {len(lines)} frames" in err
     recorded, size = decode_all(out)
     assert size == SIZE
     assert recorded == len(lines) > 0
@@ -254,3 +256,25 @@ def test_silent_server_fails_on_the_open_timeout(capsys: pytest.CaptureFixture[s
     err = capsys.readouterr().err
     assert code == 2
     assert err.strip() == f"livefaces: error: rtsp://127.0.0.1:{port}/x: no answer within 1 s (open timeout)"
+
+
+def test_scheme_is_case_insensitive(rtsp_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    upper = "RTSP" + rtsp_url[len("rtsp") :]
+    code = main(["--source", upper, "--no-display", "--max-frames", "3", "--timeout", "5"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "livefaces: done: 3 frames" in err
+
+
+def test_query_secrets_and_at_signs_in_passwords_never_show(capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_port()
+    url = f"http://admin:p@ss@127.0.0.1:{port}/video.mjpg?user=admin&pwd=Secr3t&token=abc"
+    code = main(["--source", url, "--no-display", "--timeout", "2"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.err.splitlines() == [
+        f"livefaces: error: http://***@127.0.0.1:{port}/video.mjpg?user=admin&pwd=***&token=***: "
+        "cannot be opened (Connection refused)"
+    ]
+    for secret in ("p@ss", "ss@", "Secr3t", "abc"):
+        assert secret not in captured.err + captured.out
