@@ -80,7 +80,7 @@ class TimedSink:
         self.sink.write(item, canvas)
         self.clock.add(self.stage, time.perf_counter() - start)
 
-    def close(self, flush: bool = True) -> None:
+    def close(self) -> None:
         self.sink.close()
 
 
@@ -101,7 +101,7 @@ class LatencySink:
         self.latencies.append(time.monotonic() - item.frame.captured_at)
         self.box_ages.append(item.frame.index - item.detected_index)
 
-    def close(self, flush: bool = True) -> None:
+    def close(self) -> None:
         pass
 
 

@@ -111,7 +111,7 @@ class Collector:
     def write(self, item: AnnotatedFrame, canvas: np.ndarray | None) -> None:
         self.faces[item.frame.index] = item.detections
 
-    def close(self, flush: bool = True) -> None:
+    def close(self) -> None:
         pass
 
 

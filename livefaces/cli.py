@@ -274,11 +274,12 @@ class Interrupts:
     """SIGINT and SIGTERM during a run, counted.
 
     The first stops the run cleanly: every output is finished and playable. The second only
-    says that the app is finishing. The third aborts the finish: threads are no longer waited
-    for and the recording is closed without the frames its encoder still holds (playable, but
-    incomplete, and the exit code is 130). Should even that hang, the process exits after
-    `ABORT_GRACE_SECONDS`. The handler never raises, so no signal can cut a file's finalization
-    in half; its messages go straight to the stderr descriptor (printing is not re-entrant).
+    says that the app is finishing. The third aborts the finish: the threads are no longer
+    waited for, the outputs are closed with what they hold (frames read but not yet processed
+    are left out) and the exit code is 130. Should even closing hang, the process exits after
+    `ABORT_GRACE_SECONDS` and says that the recording is incomplete. The handler never
+    raises, so no signal can cut a file's finalization in half; its messages go straight to
+    the stderr descriptor (printing is not re-entrant).
     """
 
     def __init__(self, stop: threading.Event, abort: threading.Event, recording: bool) -> None:
@@ -305,10 +306,10 @@ class Interrupts:
             self.stop.set()
         elif self.count == 2:
             what = "the recording" if self.recording else "the outputs"
-            _say(f"livefaces: finishing {what}... (interrupt once more to abort: it would be incomplete)")
+            _say(f"livefaces: finishing {what}... (interrupt once more to abort)")
         elif self.count == 3:
             self.abort.set()
-            _say("livefaces: aborting: outputs are closed now, the recording will be incomplete")
+            _say("livefaces: aborting: closing the outputs with what they hold, without waiting")
             timer = threading.Timer(ABORT_GRACE_SECONDS, _give_up)
             timer.daemon = True
             timer.start()
@@ -401,7 +402,9 @@ def _report_run(
     """The end of a run in plain words: what ended it, what each output holds, what was skipped."""
     code, head = EXIT_OK, f"done: {summary.frames} frames"
     if summary.aborted:
-        code, head = EXIT_ABORTED, f"aborted by a third interrupt after {summary.frames} frames"
+        complete = all(getattr(sink, "complete", True) for sink in sinks)
+        state = "every output is complete" if complete else "the recording is INCOMPLETE"
+        code, head = EXIT_ABORTED, f"aborted by a third interrupt after {summary.frames} frames ({state})"
     elif summary.ended_by == "stop":
         who = interrupts.first or "the window (q, Esc or closed)"
         head = f"stopped by {who} after {summary.frames} frames"
@@ -512,10 +515,14 @@ def _report(error: Exception) -> int:
 
 
 def run() -> None:
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    SIGINT and SIGTERM are ignored outside `main` (whose handlers restore this on the way out),
+    so an interrupt that arrives while the process exits cannot kill it mid-exit with a
+    misleading status: the exit code stays the one the report announced.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:  # Ctrl-C before the handlers were in place: nothing had started
-        sys.exit(EXIT_ABORTED)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
+    sys.exit(main())

@@ -68,7 +68,7 @@ class WindowSink:
     def summary(self) -> None:
         """A window writes nothing."""
 
-    def close(self, flush: bool = True) -> None:
+    def close(self) -> None:
         if self._opened:
             cv2.destroyWindow(self.title)
             cv2.waitKey(1)

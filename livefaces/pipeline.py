@@ -50,8 +50,8 @@ class Sink(Protocol):
 
     def write(self, item: AnnotatedFrame, canvas: np.ndarray | None) -> None: ...
 
-    def close(self, flush: bool = True) -> None:
-        """Finish the output; `flush=False` (an abort) skips work still buffered, like an encoder's."""
+    def close(self) -> None:
+        """Finish the output: flush, finalize, release."""
 
     def summary(self) -> str | None:
         """What was written, for the final report ("out.mp4: 120 frames, 4.0 s"); None for a window."""
@@ -176,8 +176,7 @@ class Pipeline:
 
         `frames`: the source's already opened iterator; by default the source is opened here
         (a bad source raises `SourceError` before any thread starts). Always closes the sinks;
-        once `abort` is set, it stops waiting for the threads and closes them without flushing
-        (a recording stays playable but loses the frames its encoder still held).
+        once `abort` is set, it stops waiting for the threads and closes the sinks at once.
         Raises `PipelineError` when a thread or sink failed.
         """
         abort = abort or threading.Event()
@@ -204,7 +203,7 @@ class Pipeline:
         finally:
             stop.set()
             _join_all(threads, abort)
-            self._close_sinks(flush=not abort.is_set())
+            self._close_sinks()
         return RunSummary(
             frames=shown,
             detections=self.stats.detected,
@@ -337,11 +336,11 @@ class Pipeline:
                 _raise_from("detector", result)
             index, detections = result
 
-    def _close_sinks(self, flush: bool) -> None:
+    def _close_sinks(self) -> None:
         failures = []
         for sink in self.sinks:
             try:
-                sink.close(flush=flush)
+                sink.close()
             except Exception as error:
                 failures.append(f"{type(sink).__name__}: {error}")
         if failures:

@@ -87,19 +87,14 @@ class VideoRecorder:
         self.frames_written += 1
         self._copy_audio_until(self._last_time + 1 / self.fps)
 
-    def close(self, flush: bool = True) -> None:
-        """Flush the encoder, copy the remaining audio, finalize the file. Safe to call twice.
-
-        `flush=False` (an abort) skips the frames the encoder still holds: the file is finalized
-        and playable, but shorter; `complete` and `summary()` say so.
-        """
+    def close(self) -> None:
+        """Flush the encoder, copy the remaining audio, finalize the file. Safe to call twice."""
         if self._container is None:
             return
         try:
             assert self._video is not None
-            if flush:
-                self._mux_video(self._video.encode(None))
-                self._copy_audio_until(self._last_time + 1 / self.fps)
+            self._mux_video(self._video.encode(None))
+            self._copy_audio_until(self._last_time + 1 / self.fps)
         finally:
             container, self._container = self._container, None
             self.complete = self.frames_in_file == self.frames_written
@@ -114,7 +109,7 @@ class VideoRecorder:
         seconds = self._last_time - self._first_time + 1 / self.fps
         audio = ", audio copied" if self.audio_copied else ""
         missing = self.frames_written - self.frames_in_file
-        lost = f" - INCOMPLETE: {missing} frames held by the encoder were not written" if missing else ""
+        lost = f" - INCOMPLETE: {missing} encoded frames could not be written" if missing else ""
         return f"{self.path}: {self.frames_in_file} frames, {seconds:.1f} s{audio}{lost}"
 
     def _mux_video(self, packets: list[av.Packet]) -> None:
@@ -208,7 +203,7 @@ def codec_works(codec: str, suffix: str) -> bool:
             recorder.close()
         except (av.error.FFmpegError, ValueError, OSError, TypeError):
             with contextlib.suppress(av.error.FFmpegError, ValueError, OSError, TypeError):
-                recorder.close(flush=False)
+                recorder.close()
             return False
     return True
 

@@ -39,7 +39,7 @@ class JsonLinesSink:
         self._stream.flush()
         self.lines_written += 1
 
-    def close(self, flush: bool = True) -> None:
+    def close(self) -> None:
         """Every line is flushed as it is written, so there is nothing left to lose."""
         if self._owned and not self._stream.closed:
             self._stream.close()
@@ -69,7 +69,7 @@ class ImageFolderSink:
             raise OSError(f"{target}: the annotated image could not be written")
         self.written += 1
 
-    def close(self, flush: bool = True) -> None:
+    def close(self) -> None:
         """Nothing is buffered."""
 
     def summary(self) -> str:

@@ -91,7 +91,7 @@ class Collector:
         if self._after_write:
             self._after_write(item)
 
-    def close(self, flush: bool = True) -> None:
+    def close(self) -> None:
         self.closed = True
 
 

@@ -63,7 +63,7 @@ class Probe:
         self.visible.append(cv2.getWindowProperty("livefaces test", cv2.WND_PROP_VISIBLE))
         if item.frame.index == 11:
             stop.set()
-    def close(self, flush=True):
+    def close(self):
         pass
 probe = Probe()
 Pipeline(open_source("demo"), NoFaces(), [window, probe]).run(stop)
