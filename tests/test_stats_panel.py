@@ -8,8 +8,18 @@ import pytest
 from rich.console import Console
 
 from livefaces.capture import SourceInfo
-from livefaces.panel import StatusReporter, progress_text, render_line, render_panel
-from livefaces.stats import PipelineStats, RateMeter, RollingMedian
+from livefaces.panel import (
+    SessionReporter,
+    StatusReporter,
+    progress_text,
+    render_line,
+    render_panel,
+    render_session,
+    render_session_lines,
+)
+from livefaces.runtime.detector_service import ServiceLoad
+from livefaces.runtime.status import CameraStatus, SessionStatus
+from livefaces.stats import PipelineStats, RateMeter, RollingMedian, StatsSnapshot
 
 
 class FakeClock:
@@ -154,3 +164,182 @@ def test_plain_line_and_reporter_off_a_terminal() -> None:
     reporter.stop()
     lines = console.file.getvalue().splitlines()
     assert len(lines) == 1 and lines[0].startswith("livefaces:") and "31/275" in lines[0]
+
+
+LOAD = ServiceLoad(
+    calls_per_second=12.5,
+    mean_batch=2.4,
+    ms_per_call=31.0,
+    busy_percent=77.0,
+    pending=1,
+    served=300,
+    errors=0,
+    replaced=4,
+)
+
+
+def snapshot(**changes: object) -> StatsSnapshot:
+    values: dict[str, object] = dict(
+        elapsed=12.0,
+        captured=40,
+        detected=38,
+        displayed=31,
+        capture_fps=30.0,
+        detect_fps=7.5,
+        display_fps=29.5,
+        detect_ms=21.3,
+        draw_ms=1.0,
+        latency_ms=48.0,
+        dropped=2,
+        queue_depth=1,
+        faces=3,
+        corrupt=1,
+        detect_every="tracking, 7.5 full scans/s",
+    )
+    values.update(changes)
+    return StatsSnapshot(**values)  # type: ignore[arg-type]
+
+
+FRONT = CameraStatus(
+    "front", "rtsp://***@cam/stream", "stream", True, "online", (1280, 720), 25.0, None, snapshot()
+)
+YARD = CameraStatus(
+    "yard",
+    "http://cam2/v.mjpg?pwd=***",
+    "stream",
+    True,
+    "connecting",
+    None,
+    None,
+    None,
+    snapshot(capture_fps=None, detect_fps=None, display_fps=None, displayed=0, faces=0, dropped=0),
+    error="timed out",
+)
+CLIP = CameraStatus(
+    "clip",
+    "clip.mp4",
+    "file",
+    False,
+    "online",
+    (640, 360),
+    29.97,
+    275,
+    snapshot(detect_every="every frame", dropped=0, faces=5),
+)
+
+
+def rendered(status: SessionStatus) -> str:
+    console = Console(file=io.StringIO(), width=120, color_system=None)
+    console.print(render_session(status))
+    return console.file.getvalue()
+
+
+def test_one_camera_keeps_every_fact_of_the_detailed_panel() -> None:
+    text = rendered(SessionStatus((CLIP,), "/CPU:0", LOAD))
+    for needle in (
+        "clip.mp4 (file)",
+        "640x360 @ 29.97 fps",
+        "/CPU:0",
+        "uptime  0:12",
+        "capture  30.0   detect   7.5   display  29.5",
+        "21.3 ms   every frame",
+        "48.0 ms capture to display",
+        "40 captured   31 shown   0 dropped   1 corrupt   queue 1",
+        "faces  5",
+        "31/275 frames   11%  elapsed 0:12  ETA 1:34",
+        "12.5 calls/s   2.4 per call   31 ms/call   busy 77%",
+    ):
+        assert needle in text, needle
+    assert "━" in text  # the progress bar
+    assert "state" not in text  # an online camera needs no state row
+
+
+def test_one_camera_that_is_not_online_says_so_and_shows_no_rates() -> None:
+    text = rendered(SessionStatus((YARD,), "/CPU:0", None))
+    assert "connecting: timed out" in text and "http://cam2/v.mjpg?pwd=***" in text
+    assert "capture     -   detect     -   display     -" in text
+    assert "detector" not in text and "━" not in text
+    (line,) = render_session_lines(SessionStatus((YARD,), "/CPU:0", None))
+    assert line.startswith("livefaces: state=connecting up 0:12 frames=0 capture=- detect=- display=-")
+    assert line.endswith("error=timed out")
+
+
+def test_three_cameras_one_row_each_in_order_with_the_detector_load() -> None:
+    text = rendered(SessionStatus((FRONT, YARD, CLIP), "/CPU:0", LOAD))
+    lines = text.splitlines()
+    assert "device /CPU:0" in text and "2/3 cameras online" in text
+    assert "detector 12.5 calls/s   2.4 per call   31 ms/call   busy 77%" in text
+    header = next(i for i, line in enumerate(lines) if "camera" in line and "source" in line)
+    for column in ("state", "resolution @ fps", "fps in/shown", "drops", "faces", "cadence", "latency"):
+        assert column in lines[header]
+    rows = [
+        next(i for i, line in enumerate(lines) if f" {name} " in line) for name in ("front", "yard", "clip")
+    ]
+    assert header < rows[0] < rows[1] < rows[2]
+    front, yard, clip = (lines[i] for i in rows)
+    assert "rtsp://***@cam/stream" in front and "online" in front and "1280x720 @ 25" in front
+    assert "30.0 / 29.5" in front and "48 ms" in front and "tracking, 7.5" in front
+    assert "connecting" in yard and "- / -" in yard
+    assert "640x360 @ 29.97" in clip and "every frame" in clip
+    progress = next(line for line in lines if "31/275 frames" in line)
+    assert "clip" in progress and "━" in progress and "ETA 1:34" in progress
+    assert "yard: timed out" in text
+
+
+def test_without_a_detector_load_the_header_leaves_it_out() -> None:
+    text = rendered(SessionStatus((FRONT, CLIP), "/GPU:0", None))
+    assert "device /GPU:0" in text and "2/2 cameras online" in text and "calls/s" not in text
+
+
+def test_plain_lines_one_per_camera_prefixed_by_name() -> None:
+    lines = render_session_lines(SessionStatus((FRONT, YARD, CLIP), "/CPU:0", LOAD))
+    assert [line.split()[1] for line in lines[:3]] == ["[front]", "[yard]", "[clip]"]
+    assert all(line.startswith("livefaces: [") for line in lines[:3])
+    assert "state=online up 0:12 frames=31 capture=30.0fps" in lines[0]
+    assert "capture=- detect=- display=-" in lines[1]
+    assert "31/275 frames" in lines[2] and "faces=5" in lines[2]
+    assert lines[3] == f"livefaces: {LOAD.describe()}"
+    (single,) = render_session_lines(SessionStatus((CLIP,), "/CPU:0", LOAD))
+    assert single.startswith("livefaces: 31/275 frames") and "frames=31" in single
+
+
+def test_session_reporter_off_a_terminal_prints_final_lines_once() -> None:
+    console = Console(file=io.StringIO(), width=300, force_terminal=False)
+    status = SessionStatus((FRONT, YARD, CLIP), "/CPU:0", None)
+    reporter = SessionReporter(lambda: status, console, plain_interval=3600)
+    reporter.start()
+    reporter.start()
+    reporter.stop()
+    reporter.stop()
+    reporter.start()  # after stop: nothing
+    reporter.stop()
+    lines = console.file.getvalue().splitlines()
+    assert [line.split()[1] for line in lines] == ["[front]", "[yard]", "[clip]"]
+
+
+def test_session_reporter_on_a_terminal_draws_the_panel() -> None:
+    console = Console(file=io.StringIO(), width=120, force_terminal=True, color_system=None)
+    calls: list[int] = []
+
+    def status() -> SessionStatus:
+        calls.append(1)
+        return SessionStatus((FRONT, CLIP), "/CPU:0", LOAD)
+
+    reporter = SessionReporter(status, console)
+    reporter.start()
+    reporter.stop()
+    reporter.stop()
+    text = console.file.getvalue()
+    assert calls and "front" in text and "31/275 frames" in text and "busy 77%" in text
+
+
+def test_a_failing_status_reader_does_not_kill_the_reporter() -> None:
+    console = Console(file=io.StringIO(), width=300, force_terminal=False)
+
+    def broken() -> SessionStatus:
+        raise RuntimeError("runner gone")
+
+    reporter = SessionReporter(broken, console, plain_interval=3600)
+    reporter.start()
+    reporter.stop()
+    assert "status unavailable: RuntimeError('runner gone')" in console.file.getvalue()
