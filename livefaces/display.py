@@ -1,21 +1,27 @@
-"""The OpenCV window, and the check that a window can be opened at all.
+"""The OpenCV windows, and the check that a window can be opened at all.
 
 Without a display, OpenCV's Qt backend aborts the whole process at the first window call, so
 `display_available()` decides in a child process before this process touches a window.
+`TiledWindow` shows many cameras in one window from the main thread (Qt's GUI must be driven
+from one thread); `WindowSink` is the single-pipeline window.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 
 import cv2
 import numpy as np
 
 from livefaces import native_logs
 from livefaces.frames import AnnotatedFrame
+from livefaces.tiles import CANVAS_SIZE, TileBoard, compose_tiles
 
 QUIT_KEYS = (ord("q"), ord("Q"), 27)
 PROBE = "import cv2; cv2.namedWindow('livefaces-probe'); cv2.waitKey(1); cv2.destroyAllWindows()"
@@ -36,6 +42,109 @@ def display_available(timeout: float = 20.0) -> bool:
     return probe.returncode == 0
 
 
+class _Window:
+    """One OpenCV window and the quit rules: q, Q, Esc or closing the window set `stop`.
+
+    Every call must come from the same thread. The window is created with its first image,
+    with fd 2 silenced: Qt prints its start-up warnings (fonts) then.
+    """
+
+    def __init__(self, title: str, stop: threading.Event) -> None:
+        self.title = title
+        self._stop = stop
+        self.opened = False
+        self.frames_shown = 0
+
+    def show(self, image: np.ndarray) -> None:
+        """Show `image`, then handle GUI events and apply the quit rules."""
+        if not self.opened:
+            with native_logs.silenced():
+                cv2.namedWindow(self.title, cv2.WINDOW_AUTOSIZE)
+                cv2.imshow(self.title, image)
+                self.opened = True
+                self.events(1)
+        else:
+            cv2.imshow(self.title, image)
+            self.events(1)
+        self.frames_shown += 1
+
+    def events(self, milliseconds: int) -> None:
+        """Handle GUI events for up to `milliseconds` (at least 1) and apply the quit rules."""
+        if not self.opened:
+            return
+        key = cv2.waitKey(max(milliseconds, 1)) & 0xFF
+        if key in QUIT_KEYS or cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
+            self._stop.set()
+
+    def close(self) -> None:
+        if self.opened:
+            cv2.destroyWindow(self.title)
+            cv2.waitKey(1)
+            self.opened = False
+
+
+class TiledWindow:
+    """Every camera of a `TileBoard` in one window, driven by the main thread.
+
+    Call `pump()` in a loop on the thread that owns the GUI: it waits briefly for a new image,
+    composes the newest of each camera with `compose_tiles` (only when something changed, and
+    at most `max_fps` times a second: several cameras must not multiply the composing work),
+    shows it and handles key and window events; q, Q, Esc or closing the window set `stop`.
+    The runner threads only post to the board. Call `display_available()` before the first pump.
+    """
+
+    def __init__(
+        self,
+        board: TileBoard,
+        title: str,
+        stop: threading.Event,
+        canvas_size: tuple[int, int] = CANVAS_SIZE,
+        max_fps: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not max_fps > 0:
+            raise ValueError(f"max_fps must be > 0, got {max_fps}")
+        self.board = board
+        self.canvas_size = canvas_size
+        self._window = _Window(title, stop)
+        self._period = 1.0 / max_fps
+        self._clock = clock
+        self._next_show = -math.inf
+        self._version = -1
+        self.canvas: np.ndarray | None = None
+
+    @property
+    def title(self) -> str:
+        return self._window.title
+
+    @property
+    def frames_shown(self) -> int:
+        """How many composed images were shown (a pump without anything new shows none)."""
+        return self._window.frames_shown
+
+    def pump(self, wait: float = 0.05) -> None:
+        """Show what is new (waiting up to `wait` seconds for it) and handle GUI events.
+
+        The first pump opens the window, with "connecting..." tiles if no frame came yet.
+        """
+        early = self._next_show - self._clock()
+        if early > 0:
+            self._window.events(math.ceil(early * 1000))  # GUI stays responsive while rate-limited
+        version = self.board.wait(self._version, wait)
+        if version == self._version:
+            self._window.events(1)
+            return
+        version, tiles = self.board.latest()
+        self.canvas = compose_tiles(tiles, self.canvas_size)
+        self._version = version
+        self._next_show = self._clock() + self._period
+        self._window.show(self.canvas)
+
+    def close(self) -> None:
+        """Close the window (idempotent); call it from the same thread as `pump`."""
+        self._window.close()
+
+
 class WindowSink:
     """Shows each annotated frame; q, Esc or closing the window sets `stop`."""
 
@@ -43,33 +152,19 @@ class WindowSink:
 
     def __init__(self, title: str, stop: threading.Event) -> None:
         self.title = title
-        self._stop = stop
-        self._opened = False
-        self.frames_shown = 0
+        self._window = _Window(title, stop)
+
+    @property
+    def frames_shown(self) -> int:
+        return self._window.frames_shown
 
     def write(self, item: AnnotatedFrame, canvas: np.ndarray | None) -> None:
         if canvas is None:
             raise ValueError("the window needs the annotated image")
-        if not self._opened:
-            with native_logs.silenced():  # Qt's start-up warnings (fonts) come with the first frame
-                cv2.namedWindow(self.title, cv2.WINDOW_AUTOSIZE)
-                key = self._show(canvas)
-            self._opened = True
-        else:
-            key = self._show(canvas)
-        if key in QUIT_KEYS or cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
-            self._stop.set()
-
-    def _show(self, canvas: np.ndarray) -> int:
-        cv2.imshow(self.title, canvas)
-        self.frames_shown += 1
-        return cv2.waitKey(1) & 0xFF
+        self._window.show(canvas)
 
     def summary(self) -> None:
         """A window writes nothing."""
 
     def close(self) -> None:
-        if self._opened:
-            cv2.destroyWindow(self.title)
-            cv2.waitKey(1)
-            self._opened = False
+        self._window.close()
