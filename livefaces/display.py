@@ -8,6 +8,7 @@ from one thread); `WindowSink` is the single-pipeline window.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import subprocess
@@ -73,14 +74,22 @@ class _Window:
         if not self.opened:
             return
         key = cv2.waitKey(max(milliseconds, 1)) & 0xFF
-        if key in QUIT_KEYS or cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
+        if key in QUIT_KEYS or self._closed():
             self._stop.set()
+
+    def _closed(self) -> bool:
+        """Whether the user closed the window (Qt raises once no window is left: closed too)."""
+        try:
+            return cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1
+        except cv2.error:
+            return True
 
     def close(self) -> None:
         if self.opened:
-            cv2.destroyWindow(self.title)
-            cv2.waitKey(1)
             self.opened = False
+            with contextlib.suppress(cv2.error):  # already gone with the user's close
+                cv2.destroyWindow(self.title)
+                cv2.waitKey(1)
 
 
 class TiledWindow:
@@ -127,13 +136,13 @@ class TiledWindow:
 
         The first pump opens the window, with "connecting..." tiles if no frame came yet.
         """
-        early = self._next_show - self._clock()
-        if early > 0:
-            self._window.events(math.ceil(early * 1000))  # GUI stays responsive while rate-limited
         version = self.board.wait(self._version, wait)
         if version == self._version:
             self._window.events(1)
             return
+        early = self._next_show - self._clock()
+        if early > 0:  # news, but too soon: handle GUI events until it is due (more news may come)
+            self._window.events(round(early * 1000))
         version, tiles = self.board.latest()
         self.canvas = compose_tiles(tiles, self.canvas_size)
         self._version = version

@@ -209,3 +209,76 @@ def test_tile_sink_posts_its_cameras_image_without_copying() -> None:
     with pytest.raises(ValueError, match="annotated"):
         sink.write(object(), None)
     sink.close()
+
+
+class FakeGui:
+    """Stands in for OpenCV's window calls, to test the pump's logic without a display."""
+
+    def __init__(self) -> None:
+        self.shown: list[tuple[int, ...]] = []
+        self.waits: list[int] = []
+        self.keys: list[int] = []
+        self.visible = 1.0
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import livefaces.display as display
+
+        monkeypatch.setattr(display.cv2, "namedWindow", lambda title, flags: None)
+        monkeypatch.setattr(display.cv2, "imshow", lambda title, image: self.shown.append(image.shape))
+        monkeypatch.setattr(display.cv2, "waitKey", self.wait_key)
+        monkeypatch.setattr(display.cv2, "getWindowProperty", lambda title, prop: self.visible)
+        monkeypatch.setattr(display.cv2, "destroyWindow", lambda title: None)
+
+    def wait_key(self, milliseconds: int) -> int:
+        self.waits.append(milliseconds)
+        return self.keys.pop(0) if self.keys else -1
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 10.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_pump_composes_only_news_at_most_max_fps(monkeypatch: pytest.MonkeyPatch) -> None:
+    from livefaces.display import TiledWindow
+
+    gui, clock, stop = FakeGui(), FakeClock(), threading.Event()
+    gui.install(monkeypatch)
+    board = TileBoard(["a", "b"])
+    window = TiledWindow(board, "t", stop, max_fps=20.0, clock=clock)
+    window.pump(wait=0)  # opens at once with two "connecting..." tiles
+    assert gui.shown == [(360, 1280, 3)] and gui.waits == [1]
+    window.pump(wait=0)  # nothing new: events only
+    assert len(gui.shown) == 1 and gui.waits == [1, 1]
+    board.post("a", solid(320, 240, COLOURS[0]))
+    clock.now += 0.01  # 40 ms before the next image is due: the pump handles events meanwhile
+    window.pump(wait=0)
+    assert gui.waits[-2:] == [40, 1] and gui.shown[-1] == (240, 640, 3)
+    clock.now += 0.05
+    board.post("b", solid(320, 240, COLOURS[1]))
+    window.pump(wait=0)
+    assert gui.waits[-1] == 1 and len(gui.shown) == 3 and window.frames_shown == 3
+    assert tuple(window.canvas[120, 480]) == COLOURS[1]
+    assert not stop.is_set()
+
+
+@pytest.mark.parametrize(("key", "visible"), [(ord("q"), 1.0), (ord("Q"), 1.0), (27, 1.0), (-1, 0.0)])
+def test_pump_stops_on_q_esc_or_a_closed_window(
+    monkeypatch: pytest.MonkeyPatch, key: int, visible: float
+) -> None:
+    from livefaces.display import TiledWindow
+
+    gui, stop = FakeGui(), threading.Event()
+    gui.install(monkeypatch)
+    window = TiledWindow(TileBoard(["a"]), "t", stop)
+    window.pump(wait=0)
+    assert not stop.is_set()
+    gui.keys.append(key)
+    gui.visible = visible
+    window.pump(wait=0)
+    assert stop.is_set()
+    window.close()
+    window.close()

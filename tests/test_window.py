@@ -81,6 +81,97 @@ def test_window_shows_every_frame_under_xvfb(xvfb_display: str) -> None:
     assert int(shown) == 12 and float(visible) >= 1
 
 
+TILED_RUN = """
+import sys, threading
+import cv2
+import numpy as np
+from livefaces.display import TiledWindow, display_available
+from livefaces.tiles import PLACEHOLDER, TileBoard, TileSink, grid_shape
+
+assert display_available()
+cameras = {"front": (640, 480), "yard": (320, 240), "door": (1280, 720)}
+board = TileBoard(list(cameras))
+stop, done = threading.Event(), threading.Event()
+first = {name: threading.Event() for name in cameras}
+quit_by_key = len(sys.argv) > 1
+
+def runner(name, size):
+    sink = TileSink(board, name)
+    while not done.is_set() and sink.frames_posted < 2000:
+        sink.write(None, np.full((size[1], size[0], 3), 100 + sink.frames_posted % 150, np.uint8))
+        first[name].set()
+
+window = TiledWindow(board, "livefaces tiles", stop, canvas_size=(1200, 700))
+window.pump(wait=0)  # the window opens before any frame, with connecting... tiles
+threads = [threading.Thread(target=runner, args=item) for item in cameras.items()]
+for thread in threads:
+    thread.start()
+assert all(event.wait(60) for event in first.values())
+for _ in range(10):
+    window.pump()
+visible = cv2.getWindowProperty(window.title, cv2.WND_PROP_VISIBLE)
+_, _, width, height = cv2.getWindowImageRect(window.title)
+done.set()
+for thread in threads:
+    thread.join(30)
+window.pump()  # shows the last posts
+canvas = window.canvas
+rows, cols = grid_shape(3)
+tile_h, tile_w = canvas.shape[0] // rows, canvas.shape[1] // cols
+centres = [canvas[r * tile_h + tile_h // 2, c * tile_w + tile_w // 2] for r, c in ((0, 0), (0, 1), (1, 0))]
+live = all(tuple(p) != PLACEHOLDER and len(set(p.tolist())) == 1 and p[0] >= 100 for p in centres)
+print(window.frames_shown, visible, width, height, canvas.shape[1], canvas.shape[0], live, stop.is_set())
+sys.stdout.flush()
+if quit_by_key:
+    print("ready", flush=True)
+    for _ in range(4000):  # a bounded count of pumps, 50 ms each at most, until q arrives
+        window.pump()
+        if stop.is_set():
+            break
+    print("stopped" if stop.is_set() else "still running", flush=True)
+else:
+    cv2.destroyWindow(window.title)  # as when the user closes it: the next pump sets stop
+    window.pump(wait=0)
+    print(stop.is_set())
+window.close()
+window.close()
+"""
+
+
+def test_tiled_window_shows_three_cameras_posted_from_three_threads(xvfb_display: str) -> None:
+    env = {**os.environ, "DISPLAY": xvfb_display, "PYTHONPATH": str(REPO)}
+    result = subprocess.run(
+        [sys.executable, "-c", TILED_RUN], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    shown, visible, width, height, canvas_w, canvas_h, live, stopped, closed = result.stdout.split()
+    assert int(shown) >= 2 and float(visible) >= 1
+    # a 2x2 grid of tiles shaped like the largest camera (1280x720), shrunk to fit 1200x700
+    assert (int(canvas_w), int(canvas_h)) == (1200, 674)
+    assert (int(width), int(height)) == (int(canvas_w), int(canvas_h))
+    assert live == "True" and stopped == "False" and closed == "True"
+
+
+def test_q_in_the_tiled_window_stops(xvfb_display: str) -> None:
+    if shutil.which("xdotool") is None:
+        pytest.skip("xdotool is not installed (optional: sends the q key)")
+    env = {**os.environ, "DISPLAY": xvfb_display, "PYTHONPATH": str(REPO)}
+    with subprocess.Popen(
+        [sys.executable, "-c", TILED_RUN, "quit-by-key"], stdout=subprocess.PIPE, text=True, env=env
+    ) as child:
+        assert child.stdout is not None
+        lines = iter(child.stdout.readline, "")
+        assert any(line.strip() == "ready" for line in lines)
+        subprocess.run(
+            ["xdotool", "search", "--sync", "--name", "livefaces tiles", "windowfocus", "--sync", "key", "q"],
+            env=env,
+            timeout=30,
+            check=True,
+        )
+        assert next(lines).strip() == "stopped"
+        assert child.wait(60) == 0
+
+
 def test_app_runs_with_a_window_under_xvfb(xvfb_display: str, tmp_path: Path) -> None:
     env = {**os.environ, "DISPLAY": xvfb_display, "PYTHONPATH": str(REPO)}
     out = tmp_path / "demo.mp4"
