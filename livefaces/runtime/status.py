@@ -1,0 +1,48 @@
+"""What the panel, the logs and (later) the web view and metrics read about each camera.
+
+A `CameraStatus` is a plain value published by the camera's runner a few times a second; readers
+never touch the runner. `SessionStatus` is every camera plus the shared detector's load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from livefaces.runtime.detector_service import ServiceLoad
+from livefaces.stats import StatsSnapshot
+
+CONNECTING, ONLINE, ENDED = "connecting", "online", "ended"
+LOST, STOPPED, FAILED = "lost", "stopped", "failed"
+
+
+@dataclass(frozen=True)
+class CameraStatus:
+    """One camera's state and health.
+
+    name: the camera's name (as given with `--source NAME=...` or in the config file).
+    source: the source as it may be shown (credentials masked). kind: camera | stream | file |
+    images | demo. live: newest frame wins (drops counted) rather than lossless.
+    state: connecting | online | ended (the source finished) | lost (a live source went away) |
+    stopped (asked to stop) | failed. size, fps, frame_count: as the source reports them, None
+    while unknown. stats: counters and rates of this camera's pipeline. error: the last error.
+    """
+
+    name: str
+    source: str
+    kind: str
+    live: bool
+    state: str
+    size: tuple[int, int] | None
+    fps: float | None
+    frame_count: int | None
+    stats: StatsSnapshot
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class SessionStatus:
+    """Every camera, in the order they were given, and the shared detector (device and load)."""
+
+    cameras: tuple[CameraStatus, ...]
+    device: str
+    detector: ServiceLoad | None
