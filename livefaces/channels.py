@@ -10,6 +10,7 @@ producer's exception, if any, to be re-raised in the main thread.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,15 +75,20 @@ class FrameChannel(Generic[T]):
             self._closed = Closed(error)
             self._cond.notify_all()
 
-    def get(self) -> T | Closed | None:
-        """The next item, `Closed` once drained and closed, or None if `stop` was set first."""
+    def get(self, timeout: float | None = None) -> T | Closed | None:
+        """The next item, `Closed` once drained and closed, or None if `stop` was set first (or
+        `timeout` seconds passed without an item)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while not self._items:
                 if self._closed is not None:
                     return self._closed
                 if self._stop.is_set():
                     return None
-                self._cond.wait(POLL_SECONDS)
+                wait = POLL_SECONDS if deadline is None else min(POLL_SECONDS, deadline - time.monotonic())
+                if wait <= 0:
+                    return None
+                self._cond.wait(wait)
             item = self._items.popleft()
             self._cond.notify_all()
             return item

@@ -14,10 +14,8 @@ graph, and `min_face_size` / `scale_factor` only change the pyramid's depth, one
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +23,13 @@ import numpy as np
 
 from livefaces import boxes as bx
 from livefaces import compat, networks
+from livefaces.cascade import PNET_CELL, Settings
 from livefaces.detections import Detections
 from livefaces.images import ImageInput, as_rgb, load_rgb
 from livefaces.quiet_tensorflow import tf
 
 __all__ = ["DEVICES", "MTCNN", "STAGES", "Settings", "as_rgb", "pyramid_scales", "resolve_device"]
 
-PNET_CELL = 12
 PNET_STRIDE = 2
 DEVICES = ("auto", "cpu", "gpu")
 STAGES = ("face_and_landmarks_detection", "face_detection_only")
@@ -76,95 +74,6 @@ def resolve_device(device: str) -> str:
         with contextlib.suppress(RuntimeError):  # already initialised: the setting stays as it was
             tf.config.experimental.set_memory_growth(gpu, True)
     return f"/GPU:{index}"
-
-
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    return float(value)
-
-
-def _check_range(name: str, value: Any, low: float, high: float, low_open: bool = False) -> float:
-    number = _number(name, value)
-    if not ((low < number if low_open else low <= number) and number <= high):
-        bracket = "(" if low_open else "["
-        raise ValueError(f"{name} must be in {bracket}{low}, {high}], got {value!r}")
-    return number
-
-
-def _fractions(name: str, values: Any, meaning: str) -> tuple[float, ...]:
-    """A sequence of len(meaning) numbers in [0, 1], each checked under its own name."""
-    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
-        raise ValueError(f"{name} must hold {len(meaning)} values ({', '.join(meaning)}), got {values!r}")
-    if len(values) != len(meaning):
-        shown = tuple(values)
-        raise ValueError(f"{name} must hold {len(meaning)} values ({', '.join(meaning)}), got {shown}")
-    return tuple(_check_range(f"{name}[{i}]", v, 0.0, 1.0) for i, v in enumerate(values))
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The cascade's tunable numbers, checked (and normalised to int / float / tuples) when made.
-
-    `MTCNN` documents each field; `landmarks=False` stops the cascade after R-Net. A detector
-    holds one; `detect_faces` derives a per-call copy (`for_call`), so one call's settings never
-    leak into the next call or into another thread.
-    """
-
-    min_face_size: int = 20
-    scale_factor: float = 0.709
-    thresholds: tuple[float, ...] = (0.6, 0.7, 0.7)
-    nms_thresholds: tuple[float, ...] = (0.5, 0.7, 0.7, 0.7)
-    landmarks: bool = True
-
-    def __post_init__(self) -> None:
-        size = self.min_face_size
-        if isinstance(size, (bool, np.bool_)) or not isinstance(size, (int, np.integer)) or size < PNET_CELL:
-            raise ValueError(f"min_face_size must be an integer >= 12, got {size!r}")
-        set_field = object.__setattr__  # frozen: normalise the checked values once, here
-        set_field(self, "min_face_size", int(size))
-        set_field(self, "scale_factor", _check_range("scale_factor", self.scale_factor, 0.0, 0.99, True))
-        set_field(self, "thresholds", _fractions("thresholds", self.thresholds, ("P-Net", "R-Net", "O-Net")))
-        nms_names = ("P-Net within a scale", "P-Net across scales", "R-Net", "O-Net")
-        set_field(self, "nms_thresholds", _fractions("nms_thresholds", self.nms_thresholds, nms_names))
-
-    def for_call(
-        self,
-        min_face_size: int | None = None,
-        scale_factor: float | None = None,
-        threshold_pnet: float | None = None,
-        threshold_rnet: float | None = None,
-        threshold_onet: float | None = None,
-        nms_pnet1: float | None = None,
-        nms_pnet2: float | None = None,
-        nms_rnet: float | None = None,
-        nms_onet: float | None = None,
-    ) -> Settings:
-        """These settings with the `mtcnn` package's per-call keyword arguments applied; None keeps
-        a value. Each given value is checked under its own name."""
-        named = {"threshold_pnet": threshold_pnet, "threshold_rnet": threshold_rnet}
-        named |= {"threshold_onet": threshold_onet, "nms_pnet1": nms_pnet1, "nms_pnet2": nms_pnet2}
-        named |= {"nms_rnet": nms_rnet, "nms_onet": nms_onet}
-        given = {name: _check_range(name, v, 0.0, 1.0) for name, v in named.items() if v is not None}
-        if min_face_size is None and scale_factor is None and not given:
-            return self
-        pick = given.get
-        return dataclasses.replace(
-            self,
-            min_face_size=self.min_face_size if min_face_size is None else min_face_size,
-            scale_factor=self.scale_factor if scale_factor is None else scale_factor,
-            thresholds=(
-                pick("threshold_pnet", self.thresholds[0]),
-                pick("threshold_rnet", self.thresholds[1]),
-                pick("threshold_onet", self.thresholds[2]),
-            ),
-            nms_thresholds=(
-                pick("nms_pnet1", self.nms_thresholds[0]),
-                pick("nms_pnet2", self.nms_thresholds[1]),
-                pick("nms_rnet", self.nms_thresholds[2]),
-                pick("nms_onet", self.nms_thresholds[3]),
-            ),
-        )
 
 
 class MTCNN:
@@ -241,11 +150,43 @@ class MTCNN:
         """Faces in one RGB image array (uint8 HxWx3, grey, RGBA, or float; see `livefaces.images`)."""
         return self._detect_same_size(as_rgb(image)[None], self.settings)[0]
 
-    def detect_batch(self, images: Sequence[np.ndarray]) -> list[Detections]:
-        """Faces in many images at once; images of equal size share each network call."""
-        return self._detect_many([as_rgb(image) for image in images], self.settings)
+    def detect_batch(
+        self, images: Sequence[np.ndarray], settings: Settings | None = None
+    ) -> list[Detections]:
+        """Faces in many images at once; images of equal size share each network call.
 
-    def refine(self, image: np.ndarray, boxes: np.ndarray) -> Detections:
+        settings: these images' cascade settings instead of the detector's (a camera's own).
+        """
+        return self._detect_many([as_rgb(image) for image in images], settings or self.settings)
+
+    def refine_batch(
+        self, images: Sequence[np.ndarray], boxes_list: Sequence[np.ndarray], settings: Settings | None = None
+    ) -> list[Detections]:
+        """`refine` for many (image, boxes) pairs at once: result i equals `refine(images[i],
+        boxes_list[i])`, and images of equal size share one O-Net call (cameras of one resolution).
+        """
+        if len(images) != len(boxes_list):
+            raise ValueError(f"refine_batch needs one boxes array per image, got {len(images)} images "
+                             f"and {len(boxes_list)} box arrays")  # fmt: skip
+        settings = settings or self.settings
+        rgbs = [as_rgb(image) for image in images]
+        boxes = [np.asarray(b, np.float64).reshape(-1, 4) for b in boxes_list]
+        results = [Detections.empty() for _ in rgbs]
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for i, rgb in enumerate(rgbs):
+            if len(boxes[i]) and min(rgb.shape[:2]) >= PNET_CELL:
+                by_shape.setdefault(rgb.shape, []).append(i)
+        for members in by_shape.values():
+            stacked = np.stack([rgbs[i] for i in members])
+            squares = np.concatenate([bx.to_square(boxes[i]) for i in members])
+            owners = np.concatenate([np.full(len(boxes[i]), k, np.int64) for k, i in enumerate(members)])
+            with tf.device(self.device):
+                found = self._output(tf.constant(stacked), squares, owners, len(members), settings)
+            for i, detections in zip(members, found):
+                results[i] = detections
+        return results
+
+    def refine(self, image: np.ndarray, boxes: np.ndarray, settings: Settings | None = None) -> Detections:
         """Faces measured around known boxes by O-Net alone: no pyramid, no P-Net, no R-Net.
 
         `boxes` (N, 4) x1, y1, x2, y2 are where faces are expected, e.g. a tracker's predictions;
@@ -259,7 +200,10 @@ class MTCNN:
             return Detections.empty()
         with tf.device(self.device):
             owners = np.zeros(len(boxes), np.int64)
-            return self._output(tf.constant(rgb[None]), bx.to_square(boxes), owners, 1, self.settings)[0]
+            found = self._output(
+                tf.constant(rgb[None]), bx.to_square(boxes), owners, 1, settings or self.settings
+            )
+            return found[0]
 
     def detect_faces(
         self,

@@ -1,4 +1,4 @@
-"""The records that travel through the pipeline: a captured frame and a frame with its faces."""
+"""The records that travel through the runtime: a captured frame, and a frame with its faces."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from livefaces.detections import Detections
+from livefaces.events import Event
+from livefaces.tracker import TrackedFaces
 
 
 @dataclass(frozen=True)
@@ -39,3 +41,25 @@ class AnnotatedFrame:
     detections: Detections
     fresh: bool
     detected_index: int
+
+
+@dataclass(frozen=True, eq=False)
+class FrameResult:
+    """What every output of a camera receives for one frame: a plain value.
+
+    camera: the camera's name. faces: the faces to show on this frame (tracks placed at its time,
+    with their confirmed / measured flags; in exact mode the detections of the frame itself or of
+    the last detected frame). fresh: the faces were measured on this very frame. events: what
+    happened since the previous result (faces appeared or left). Each output renders what it wants
+    from it (raw, annotated, ...).
+    """
+
+    camera: str
+    frame: Frame
+    faces: TrackedFaces
+    fresh: bool
+    events: tuple[Event, ...] = ()
+
+    @property
+    def detections(self) -> Detections:
+        return self.faces.detections

@@ -24,7 +24,8 @@ import av
 import numpy as np
 
 from livefaces.detections import Detections
-from livefaces.frames import AnnotatedFrame, Frame
+from livefaces.frames import Frame, FrameResult
+from livefaces.tracker import TrackedFaces
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
 CONTAINER_FORMATS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".avi": "avi"}
@@ -37,7 +38,7 @@ CRF_CODECS = ("h264", "libx264", "hevc", "libx265", "libvpx-vp9")
 class VideoRecorder:
     """A sink that writes annotated frames to a video file (mp4, mkv, mov or avi)."""
 
-    needs_canvas = True
+    render: str | None = "annotated"
 
     def __init__(
         self,
@@ -69,7 +70,7 @@ class VideoRecorder:
         self._first_time = 0.0
         self._time_base = FINE_TIME_BASE
 
-    def write(self, item: AnnotatedFrame, canvas: np.ndarray | None) -> None:
+    def write(self, item: FrameResult, canvas: np.ndarray | None) -> None:
         """Encode one annotated frame at its source timestamp."""
         if canvas is None:
             raise ValueError("the recorder needs the annotated image")
@@ -199,7 +200,8 @@ def codec_works(codec: str, suffix: str) -> bool:
         try:
             for index in range(8):
                 frame = Frame(index, index / 30.0, 0.0, image)
-                recorder.write(AnnotatedFrame(frame, Detections.empty(), True, index), image)
+                faces = TrackedFaces(Detections.empty(), np.zeros(0, bool), np.zeros(0, bool))
+                recorder.write(FrameResult("probe", frame, faces, True), image)
             recorder.close()
         except (av.error.FFmpegError, ValueError, OSError, TypeError):
             with contextlib.suppress(av.error.FFmpegError, ValueError, OSError, TypeError):

@@ -10,17 +10,18 @@ from typing import IO
 import cv2
 import numpy as np
 
-from livefaces.frames import AnnotatedFrame
+from livefaces.frames import FrameResult
 
 
 class JsonLinesSink:
-    """One JSON line per processed frame: index, time in seconds, faces in `detect_faces` format.
+    """One JSON line per processed frame: camera, index, time in seconds, faces in `detect_faces`
+    format.
 
     `detected` tells whether the faces were found on this very frame or reused from an earlier
     one; image sources add the file name. `path="-"` writes to standard output.
     """
 
-    needs_canvas = False
+    render: str | None = None
 
     def __init__(self, path: str) -> None:
         self._stream: IO[str] = sys.stdout if path == "-" else open(path, "w", encoding="utf-8")  # noqa: SIM115
@@ -28,9 +29,13 @@ class JsonLinesSink:
         self._name = "standard output" if path == "-" else path
         self.lines_written = 0
 
-    def write(self, item: AnnotatedFrame, canvas: np.ndarray | None) -> None:
+    def write(self, item: FrameResult, canvas: np.ndarray | None) -> None:
         height, width = item.frame.image.shape[:2]
-        record: dict = {"frame": item.frame.index, "time": round(item.frame.timestamp, 6)}
+        record: dict = {
+            "camera": item.camera,
+            "frame": item.frame.index,
+            "time": round(item.frame.timestamp, 6),
+        }
         if item.frame.name is not None:
             record["file"] = item.frame.name
         record["detected"] = item.fresh
@@ -51,14 +56,14 @@ class JsonLinesSink:
 class ImageFolderSink:
     """Annotated copies of image-source frames, under `folder`, keeping names relative to `root`."""
 
-    needs_canvas = True
+    render: str | None = "annotated"
 
     def __init__(self, folder: str | Path, root: Path | None) -> None:
         self.folder = Path(folder)
         self.root = root if root is None or root.is_dir() else root.parent
         self.written = 0
 
-    def write(self, item: AnnotatedFrame, canvas: np.ndarray | None) -> None:
+    def write(self, item: FrameResult, canvas: np.ndarray | None) -> None:
         if canvas is None:
             raise ValueError("the image writer needs the annotated image")
         name = Path(item.frame.name or f"frame_{item.frame.index:06d}.png")

@@ -12,7 +12,8 @@ from pathlib import Path
 import cv2
 import pytest
 
-from livefaces.cli import main, wants_tracking
+from livefaces.app import wants_tracking
+from livefaces.cli import main
 from livefaces.demo import DemoScene
 from tests.conftest import shared_data
 from tests.videos import read_back, write_video

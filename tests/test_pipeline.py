@@ -1,4 +1,4 @@
-"""Scheduling and failure handling of the threaded pipeline, with real frames and real files."""
+"""Scheduling and failure handling of the threaded runtime (one camera), with real frames and files."""
 
 from __future__ import annotations
 
@@ -6,16 +6,18 @@ import threading
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from livefaces.capture import CaptureSettings, Source, SourceInfo, open_source
 from livefaces.channels import Closed, FrameChannel
 from livefaces.detections import Detections
 from livefaces.frames import Frame
-from livefaces.pipeline import Pipeline, PipelineError, PipelineSettings, detect_frame
 from livefaces.recorder import VideoRecorder
+from livefaces.runtime.camera_runner import RunnerSettings
+from livefaces.runtime.threaded import CameraLimits, run_camera
 from livefaces.sinks import JsonLinesSink
+from livefaces.stats import PipelineStats
 from livefaces.tracker import Tracker
+from livefaces.tracking import detect_downscaled
 from tests.videos import read_back
 
 
@@ -79,7 +81,7 @@ class NumberedSource(Source):
 
 
 class Collector:
-    needs_canvas = False
+    render = None
 
     def __init__(self, after_write=None) -> None:
         self.items = []
@@ -94,19 +96,20 @@ class Collector:
     def close(self) -> None:
         self.closed = True
 
+    def summary(self) -> None:
+        return None
+
 
 def test_files_lose_nothing_and_every_frame_waits_for_its_detection() -> None:
     detector = GatedDetector()
     for _ in range(10):
         detector.gate.release()
     sink = Collector()
-    Pipeline(NumberedSource(10, live=False), detector, [sink], PipelineSettings(queue_size=2)).run(
-        threading.Event()
-    )
+    summary = run_camera(NumberedSource(10, live=False), detector, [sink])
     assert detector.seen == list(range(10))
     assert [i.frame.index for i in sink.items] == list(range(10))
-    assert all(i.fresh and i.detected_index == i.frame.index for i in sink.items)
-    assert sink.closed
+    assert all(i.fresh for i in sink.items)
+    assert sink.closed and summary.frames == 10 and summary.ended_by == "source"
 
 
 def test_live_display_shows_every_frame_while_the_detector_is_busy() -> None:
@@ -122,11 +125,10 @@ def test_live_display_shows_every_frame_while_the_detector_is_busy() -> None:
 
     sink = Collector(after_write)
     source = NumberedSource(21, live=True, release=release)
-    pipeline = Pipeline(source, detector, [sink], PipelineSettings(queue_size=64))
-    pipeline.run(threading.Event())
+    summary = run_camera(source, detector, [sink], RunnerSettings(live=True))
     assert [i.frame.index for i in sink.items] == list(range(21))
     assert detector.seen[0] == 0 and len(detector.seen) <= 3
-    assert pipeline.stats.dropped == 0
+    assert summary.dropped == 0
 
 
 def test_detector_failure_stops_the_run_and_finalizes_the_recording(tmp_path: Path) -> None:
@@ -143,8 +145,9 @@ def test_detector_failure_stops_the_run_and_finalizes_the_recording(tmp_path: Pa
     out = tmp_path / "out.mp4"
     source = open_source("demo", CaptureSettings(demo_size=(160, 120)))
     recorder = VideoRecorder(out, fps=30)
-    with pytest.raises(PipelineError, match="detector: out of memory"):
-        Pipeline(source, FailingDetector(), [recorder], PipelineSettings(queue_size=2)).run(threading.Event())
+    summary = run_camera(source, FailingDetector(), [recorder])
+    assert summary.ended_by == "error" and summary.error_stage == "detector"
+    assert "out of memory on the accelerator" in (summary.error or "")
     assert read_back(out)["frames"] == 5
 
 
@@ -160,8 +163,9 @@ def test_capture_failure_is_carried_to_the_caller(tmp_path: Path) -> None:
         def detect(self, image: np.ndarray) -> Detections:
             return Detections.empty()
 
-    with pytest.raises(PipelineError, match="capture: stream reset by peer"):
-        Pipeline(source, NoFaces(), [JsonLinesSink(str(log))]).run(threading.Event())
+    summary = run_camera(source, NoFaces(), [JsonLinesSink(str(log))], RunnerSettings(live=True))
+    assert summary.ended_by == "error" and summary.error_stage == "capture"
+    assert summary.error == "stream reset by peer"
     assert len(log.read_text().splitlines()) == 1
 
 
@@ -173,8 +177,8 @@ def test_stop_event_ends_an_endless_source() -> None:
             return Detections.empty()
 
     sink = Collector(lambda item: stop.set() if item.frame.index == 4 else None)
-    summary = Pipeline(open_source("demo"), NoFaces(), [sink]).run(stop)
-    assert summary.stopped and 5 <= len(sink.items) <= 6 and sink.closed
+    summary = run_camera(open_source("demo"), NoFaces(), [sink], stop=stop)
+    assert summary.ended_by == "stop" and 5 <= len(sink.items) <= 10 and sink.closed
 
 
 def test_downscaled_detection_maps_boxes_back(detector) -> None:
@@ -182,13 +186,13 @@ def test_downscaled_detection_maps_boxes_back(detector) -> None:
     from livefaces.demo import DemoScene
 
     scene = DemoScene(1280, 720)
-    frame = Frame(0, 0.0, 0.0, scene.render(30))
-    full = detect_frame(detector, frame, PipelineSettings())
-    small = detect_frame(detector, frame, PipelineSettings(detect_width=640))
+    rgb = scene.render(30)[:, :, ::-1].copy()
+    full = detect_downscaled(detector, rgb, None)
+    small = detect_downscaled(detector, rgb, 640)
     truth = scene.truth(30)
     assert len(full) == len(small) == len(truth)
     assert iou(truth, small.boxes).max(axis=1).min() > 0.6
-    strong = detect_frame(detector, frame, PipelineSettings(min_confidence=0.9999))
+    strong = full.confident(0.9999)
     assert np.all(strong.scores >= 0.9999) and len(strong) <= len(full)
 
 
@@ -214,7 +218,9 @@ class BatchRecorder:
         return [self._found(image) for image in images]
 
 
-def test_queued_file_frames_share_batch_calls_and_keep_their_own_results() -> None:
+def test_file_frames_are_asked_ahead_and_keep_their_own_results() -> None:
+    """Exact mode asks a few frames ahead, so the detector is never idle waiting for the next frame;
+    each frame still gets its own result, in order."""
     detector = BatchRecorder()
 
     def read(info: SourceInfo):
@@ -224,11 +230,8 @@ def test_queued_file_frames_share_batch_calls_and_keep_their_own_results() -> No
 
     source = Source(SourceInfo("numbers", "demo", live=False, fps=30.0), read, paced=False)
     sink = Collector()
-    settings = PipelineSettings(queue_size=16, batch_size=4)
-    Pipeline(source, detector, [sink], settings).run(threading.Event())
-    # Once the first call returns, every other frame is queued: the next call takes four.
+    run_camera(source, detector, [sink])
     assert [index for call in detector.calls for index in call] == list(range(10))
-    assert all(1 <= len(call) <= 4 for call in detector.calls) and len(detector.calls[1]) == 4
     assert [int(item.detections.boxes[0, 0]) for item in sink.items] == list(range(10))
     assert all(item.fresh for item in sink.items)
 
@@ -254,21 +257,31 @@ class SignallingTracker(Tracker):
         super().__init__()
         self.updates = threading.Semaphore(0)
 
-    def update(self, found: Detections, timestamp: float) -> Detections:
-        tracks = super().update(found, timestamp)
+    def step(self, found: Detections, timestamp: float):
+        update = super().step(found, timestamp)
         self.updates.release()
-        return tracks
+        return update
 
 
 def test_live_tracking_shows_predicted_tracks_on_every_frame() -> None:
     tracker = SignallingTracker()
     source = NumberedSource(10, live=True, release=tracker.updates)  # frame k after k updates
     sink = Collector()
-    pipeline = Pipeline(source, OneFace(), [sink], PipelineSettings(tracking=True, queue_size=64))
-    assert pipeline.tracking is not None
-    pipeline.tracking.tracker = tracker
-    pipeline.run(threading.Event())
+    stats = PipelineStats()
+    run_camera(
+        source, OneFace(), [sink], RunnerSettings(tracking=True, live=True), tracker=tracker, stats=stats
+    )
     shown = [item for item in sink.items if item.frame.index > 0]
     assert [item.frame.index for item in shown] == list(range(1, 10))
     assert all(item.detections.track_ids.tolist() == [0] for item in shown)
-    assert pipeline.stats.detect_every.startswith("tracking, ")
+    assert stats.snapshot().detect_every.startswith("tracking, ")
+
+
+def test_max_frames_bounds_a_camera() -> None:
+    class NoFaces:
+        def detect(self, image: np.ndarray) -> Detections:
+            return Detections.empty()
+
+    sink = Collector()
+    summary = run_camera(open_source("demo"), NoFaces(), [sink], limits=CameraLimits(max_frames=7))
+    assert summary.ended_by == "limit" and summary.frames == len(sink.items) == 7

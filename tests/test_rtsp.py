@@ -240,7 +240,7 @@ def test_stalled_stream_fails_on_the_read_timeout_and_the_recording_stays_playab
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert code == 1, err
-    assert f"livefaces: source lost: {url}: no data for 2 s (read timeout)" in err.splitlines(), err
+    assert f"\nlivefaces: source lost: {url}: no data for 2 s (read timeout)," in err, err
     assert f"livefaces: wrote {out}: {len(lines)} frames" in err
     recorded, size = decode_all(out)
     assert size == SIZE

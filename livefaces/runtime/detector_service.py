@@ -30,13 +30,15 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from livefaces.cascade import Settings
 from livefaces.detections import Detections
 
 Clock = Callable[[], float]
 
 
 class BatchDetector(Protocol):
-    """What the service needs of a detector (`livefaces.MTCNN` fits; `refine_batch` is optional)."""
+    """What the service needs of a detector (`livefaces.MTCNN` fits; `refine_batch` is optional,
+    and a detector with only `detect` is called once per image)."""
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[Detections]: ...
 
@@ -60,6 +62,7 @@ class ScanRequest:
     seq: int
     image_rgb: np.ndarray
     live: bool = True
+    settings: Settings | None = None  # this camera's cascade settings; None: the detector's own
 
     def __post_init__(self) -> None:
         _check_image(self.image_rgb)
@@ -75,6 +78,7 @@ class RefineRequest:
     image_rgb: np.ndarray
     boxes: np.ndarray
     live: bool = True
+    settings: Settings | None = None
 
     def __post_init__(self) -> None:
         _check_image(self.image_rgb)
@@ -389,26 +393,35 @@ class DetectorService:
 
     def _run(self, batch: list[_Pending]) -> list[DetectorReply]:
         """Every scan in one call; every refinement in one call, or one call each when the
-        detector cannot batch them (then an error stays with its own request)."""
-        scans = [p for p in batch if isinstance(p.request, ScanRequest)]
+        detector cannot batch them (then an error stays with its own request). Cameras with
+        their own cascade settings get calls of their own."""
+        replies: list[DetectorReply] = []
+        for requests in _by_settings([p for p in batch if isinstance(p.request, ScanRequest)]):
+            replies += self._call(requests, self._scan)
         refines = [p for p in batch if isinstance(p.request, RefineRequest)]
-        replies = self._call(scans, self._scan) if scans else []
-        groups = [refines] if hasattr(self.detector, "refine_batch") else [[p] for p in refines]
-        for group in groups:
-            if group:
+        batchable = hasattr(self.detector, "refine_batch")
+        for requests in _by_settings(refines):
+            for group in [requests] if batchable else [[p] for p in requests]:
                 replies += self._call(group, self._refine)
         return replies
 
     def _scan(self, requests: list[Any]) -> list[Detections]:
-        return self.detector.detect_batch([request.image_rgb for request in requests])
+        images = [request.image_rgb for request in requests]
+        settings = requests[0].settings
+        if settings is not None:
+            return self.detector.detect_batch(images, settings=settings)
+        if hasattr(self.detector, "detect_batch"):
+            return self.detector.detect_batch(images)
+        return [self.detector.detect(image) for image in images]  # a detector without batches
 
     def _refine(self, requests: list[Any]) -> list[Detections]:
         images = [request.image_rgb for request in requests]
         boxes = [request.boxes for request in requests]
+        extra = {} if requests[0].settings is None else {"settings": requests[0].settings}
         refine_batch = getattr(self.detector, "refine_batch", None)
         if refine_batch is not None:
-            return refine_batch(images, boxes)
-        return [self.detector.refine(image, box) for image, box in zip(images, boxes)]
+            return refine_batch(images, boxes, **extra)
+        return [self.detector.refine(image, box, **extra) for image, box in zip(images, boxes)]
 
     def _call(
         self, batch: list[_Pending], function: Callable[[list[Any]], list[Detections]]
@@ -440,6 +453,31 @@ class DetectorService:
             )
             for p, found in zip(batch, results)
         ]
+
+
+def answer_now(detector: Any, request: Request, clock: Clock = time.perf_counter) -> DetectorReply:
+    """Serve one request at once on the calling thread: the service's calls without the service
+    (the library's synchronous `TrackingDetector`). Detector errors propagate."""
+    extra = {} if request.settings is None else {"settings": request.settings}
+    start = clock()
+    if isinstance(request, ScanRequest) and not extra:
+        found = detector.detect(request.image_rgb)
+    elif isinstance(request, ScanRequest):
+        found = detector.detect_batch([request.image_rgb], **extra)[0]
+    else:
+        found = detector.refine(request.image_rgb, request.boxes, **extra)
+    seconds = clock() - start
+    return DetectorReply(
+        request.camera, request.seq, request.kind, found, compute_seconds=seconds, batch_size=1
+    )
+
+
+def _by_settings(batch: list[_Pending]) -> list[list[_Pending]]:
+    """The batch split by cascade settings (requests of one group can share detector calls)."""
+    groups: dict[Settings | None, list[_Pending]] = {}
+    for pending in batch:
+        groups.setdefault(pending.request.settings, []).append(pending)
+    return list(groups.values())
 
 
 def _replaced_reply(request: Request) -> DetectorReply:

@@ -1,0 +1,210 @@
+"""One camera's detection policy: what to ask the detector for each frame, and what to show.
+
+`CameraRunner` is plain computation owned by one thread (no locks, no threads, no I/O):
+
+- `plan(frame)` decides whether the detector has work for this frame: a full scan (the whole
+  cascade, to find new faces), a refinement (O-Net alone on the boxes the tracks predict), or
+  nothing. It returns a plain request for the shared detector service, or None.
+- `absorb(frame, reply)` folds the detector's answer back: into the tracker (tracking mode) or as
+  the current detections (exact mode), and turns track births and ends into events.
+- `result(frame)` gives any frame its faces: the tracks predicted to its time (tracking) or the
+  newest detections (exact), with the events raised since the last result.
+
+Modes. Tracking (`tracking=True`): full scans at the cadence `ScanScheduler` affords from the
+measured costs (and at once after a scene cut), refinements on the frames between. Exact: a full
+scan of every frame, or of every `detect_every`-th frame with the result reused in between.
+
+The same runner serves the threaded runtime (through `DetectorService`), the synchronous
+`TrackingDetector` of the library, and later a Ray actor: one implementation of the policy.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from livefaces.cascade import Settings
+from livefaces.detections import Detections
+from livefaces.events import Event, track_events
+from livefaces.frames import Frame, FrameResult
+from livefaces.runtime.detector_service import DetectorReply, RefineRequest, Request, ScanRequest
+from livefaces.scheduler import ScanScheduler, SchedulerSettings
+from livefaces.tracker import TrackedFaces, Tracker, TrackSnapshot
+
+CUT_THUMBNAIL = (32, 18)
+CUT_THRESHOLD = 25.0  # mean absolute grey-level change of the thumbnail that marks a scene cut
+
+
+class DetectorFailed(Exception):
+    """The detector service answered this camera's request with an error."""
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    """How one camera is detected.
+
+    tracking: track faces (full scans now and then, refinement between) instead of exact mode.
+    detect_every: exact mode: scan every Nth frame and reuse the result (None: every frame; for
+        live sources, the newest frame whenever the detector is free).
+    detect_width: frames wider than this are shrunk for full scans (results mapped back).
+    min_confidence: faces below it are dropped everywhere.
+    live: requests may be replaced by newer ones from this camera (live sources).
+    adaptive: tracking cadence adapts to measured costs (live sources); False keeps the floor of
+        `min_scans_per_second`, the fastest cadence for files processed as fast as possible.
+    budget: share of real time this camera may plan detector work for (the shared detector's
+        budget divided among the cameras).
+    cascade: this camera's MTCNN settings (None: the detector's own).
+    """
+
+    tracking: bool = False
+    detect_every: int | None = None
+    detect_width: int | None = None
+    min_confidence: float = 0.0
+    live: bool = False
+    adaptive: bool = True
+    budget: float = 0.8
+    cascade: Settings | None = None
+
+    def __post_init__(self) -> None:
+        if self.detect_every is not None and self.detect_every < 1:
+            raise ValueError(f"detect_every must be >= 1, got {self.detect_every}")
+        if self.detect_width is not None and self.detect_width < 48:
+            raise ValueError(f"detect_width must be >= 48, got {self.detect_width}")
+
+    def describe(self) -> str:
+        """The exact-mode cadence, for the panel."""
+        if self.detect_every:
+            return f"every {self.detect_every} frames" if self.detect_every > 1 else "every frame"
+        return "newest frame when free" if self.live else "every frame"
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """What a request in flight was for: its kind and the factors that map its boxes back."""
+
+    kind: str
+    factors: tuple[float, float]
+
+
+class CameraRunner:
+    """Owns one camera's tracker (or current detections) and plans its detector work."""
+
+    def __init__(
+        self,
+        camera: str,
+        fps: float | None,
+        settings: RunnerSettings | None = None,
+        tracker: Tracker | None = None,
+        scheduler: ScanScheduler | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.camera = camera
+        self.settings = settings or RunnerSettings()
+        self.tracker = tracker if tracker is not None else Tracker()
+        scheduler_settings = SchedulerSettings(adaptive=self.settings.adaptive, budget=self.settings.budget)
+        self.scheduler = scheduler if scheduler is not None else ScanScheduler(fps, scheduler_settings)
+        self.full_scans = self.refinements = 0
+        self._wall_clock = wall_clock
+        self._asked: dict[int, _Asked] = {}
+        self._snapshot = TrackSnapshot.empty()
+        self._current = Detections.empty()
+        self._measured_index = -1
+        self._events: list[Event] = []
+        self._thumbnail: np.ndarray | None = None
+
+    @property
+    def cadence(self) -> str:
+        """What the runner does, for the panel: 'tracking, 5.2 full scans/s' or 'every frame'."""
+        return self.scheduler.describe() if self.settings.tracking else self.settings.describe()
+
+    def plan(self, frame: Frame) -> Request | None:
+        """The detector's work for `frame` (BGR), or None when the frame needs none."""
+        if not self.settings.tracking:
+            every = self.settings.detect_every
+            return self._scan(frame) if every is None or frame.index % every == 0 else None
+        cut = self._scene_cut(frame.image)
+        if cut or self.scheduler.wants_full_scan(frame.timestamp):
+            return self._scan(frame)
+        expected = self._snapshot.at(frame.timestamp).boxes
+        if not len(expected):
+            return None
+        self._asked[frame.index] = _Asked("refine", (1.0, 1.0))
+        rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
+        return RefineRequest(
+            self.camera, frame.index, rgb, expected, self.settings.live, self.settings.cascade
+        )
+
+    def absorb(self, frame: Frame, reply: DetectorReply) -> None:
+        """Fold the detector's answer for `frame` back. Raises `DetectorFailed` on an error reply;
+        a reply `replaced` by a newer request of this camera changes nothing."""
+        asked = self._asked.pop(reply.seq, None)
+        if reply.replaced or asked is None:
+            return
+        if reply.error is not None or reply.detections is None:
+            raise DetectorFailed(reply.error or "the detector gave no answer")
+        found = reply.detections
+        if asked.factors != (1.0, 1.0):
+            found = found.scaled(*asked.factors)
+        found = found.confident(self.settings.min_confidence)
+        cost = reply.compute_seconds / max(reply.batch_size, 1)
+        if asked.kind == "scan":
+            self.full_scans += 1
+            self.scheduler.scanned(frame.timestamp, cost)
+        else:
+            self.refinements += 1
+            self.scheduler.refined(cost)
+        self._measured_index = frame.index
+        if not self.settings.tracking:
+            self._current = found
+            return
+        update = self.tracker.step(found, frame.timestamp)
+        self._snapshot = update.snapshot
+        self._events += track_events(self.camera, update.births, update.ends, self._wall_clock())
+
+    def forget(self, seq: int) -> None:
+        """Drop the record of a request that will never be answered (its frame was abandoned)."""
+        self._asked.pop(seq, None)
+
+    def result(self, frame: Frame) -> FrameResult:
+        """`frame` with its faces and the events raised since the previous result."""
+        events, self._events = tuple(self._events), []
+        fresh = self._measured_index == frame.index
+        if self.settings.tracking:
+            return FrameResult(self.camera, frame, self._snapshot.at(frame.timestamp), fresh, events)
+        count = len(self._current)
+        flags = np.ones(count, bool)
+        faces = TrackedFaces(self._current, flags, flags if fresh else np.zeros(count, bool))
+        return FrameResult(self.camera, frame, faces, fresh, events)
+
+    def end_tracks(self, timestamp: float, reason: str) -> tuple[Event, ...]:
+        """End every track now (the stream went down, the run stopped): their face_left events."""
+        ends = self.tracker.end_all(timestamp, reason)
+        self._snapshot = self.tracker.snapshot()
+        return tuple(track_events(self.camera, (), ends, self._wall_clock()))
+
+    def _scan(self, frame: Frame) -> ScanRequest:
+        rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
+        small, factors = shrink(rgb, self.settings.detect_width)
+        self._asked[frame.index] = _Asked("scan", factors)
+        return ScanRequest(self.camera, frame.index, small, self.settings.live, self.settings.cascade)
+
+    def _scene_cut(self, image: np.ndarray) -> bool:
+        """Whether the picture changed wholesale since the last frame (a cut: old tracks are void)."""
+        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        small = cv2.resize(grey, CUT_THUMBNAIL, interpolation=cv2.INTER_AREA).astype(np.int16)
+        previous, self._thumbnail = self._thumbnail, small
+        return previous is not None and float(np.abs(small - previous).mean()) > CUT_THRESHOLD
+
+
+def shrink(rgb: np.ndarray, width: int | None) -> tuple[np.ndarray, tuple[float, float]]:
+    """`rgb` shrunk to `width` when it is wider, and the factors (x, y) that map results back."""
+    height, full_width = rgb.shape[:2]
+    if not width or full_width <= width:
+        return rgb, (1.0, 1.0)
+    small_height = max(1, round(height * width / full_width))
+    small = cv2.resize(rgb, (width, small_height), interpolation=cv2.INTER_AREA)
+    return small, (full_width / width, height / small_height)
