@@ -278,3 +278,35 @@ def test_query_secrets_and_at_signs_in_passwords_never_show(capsys: pytest.Captu
     ]
     for secret in ("p@ss", "ss@", "Secr3t", "abc"):
         assert secret not in captured.err + captured.out
+
+
+def test_several_cameras_share_one_detector_and_record_one_file_each(
+    start_rtsp_server: StartServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    front, _ = start_rtsp_server("--size", f"{SIZE[0]}x{SIZE[1]}", "--fps", "15")
+    yard, _ = start_rtsp_server("--size", "256x192", "--fps", "15")
+    pattern = str(tmp_path / "rec-{name}.mp4")
+    args = ["--source", f"front={front}", "--source", f"yard={yard}", "--source", "demo"]
+    args += ["--no-display", "--max-frames", "20", "--timeout", "5", "--camera-size", "160x120"]
+    code = main([*args, "--output", pattern, "--json", str(tmp_path / "faces-{name}.jsonl")])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    sizes = {"front": SIZE, "yard": (256, 192), "demo": (160, 120)}
+    for name, size in sizes.items():
+        recorded, recorded_size = decode_all(tmp_path / f"rec-{name}.mp4")
+        records = json_lines(tmp_path / f"faces-{name}.jsonl")
+        assert recorded_size == size
+        assert 0 < recorded <= 20 and len(records) == recorded
+        assert {record["camera"] for record in records} == {name}
+        assert f"livefaces: [{name}] done: {recorded} frames" in err, err
+    assert recorded == 20  # demo is lossless: every frame of it is recorded
+
+
+def test_a_plain_output_path_with_several_cameras_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--source", "demo", "--source", "b=demo", "--no-display", "--output", "out.mp4"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.splitlines() == [
+        "livefaces: error: --output out.mp4: several cameras would write one file; "
+        "use a pattern such as 'out-{name}.mp4'"
+    ]
