@@ -8,11 +8,12 @@ source can be opened again after its iterator ends, which is what a reconnecting
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 # isort: off
@@ -20,7 +21,9 @@ from pathlib import Path
 # window hangs forever while connecting to the X server.
 import cv2
 import av
+
 # isort: on
+import numpy as np
 
 from livefaces.demo import DemoScene
 from livefaces.frames import Frame
@@ -48,9 +51,10 @@ class CaptureSettings:
     demo_fps: float = 30.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class SourceInfo:
-    """What is known of a source; size and fps are filled in once it has been opened."""
+    """What is known of a source, as a plain value. A `Source` publishes a new one when opening
+    tells more (fps, size, length): read `source.info` after `frames()` has returned."""
 
     name: str
     kind: str
@@ -59,24 +63,41 @@ class SourceInfo:
     size: tuple[int, int] | None = None
     frame_count: int | None = None
     path: Path | None = None
-    corrupt_frames: int = 0
-    skipped: list[str] = field(default_factory=list)  # "file: reason" for each unreadable image
 
 
 class Source:
-    """A source that can be opened, and opened again: `frames()` yields `Frame`s."""
+    """A source that can be opened, and opened again: `frames()` yields `Frame`s.
 
-    def __init__(self, info: SourceInfo, reader: Callable[[SourceInfo], Iterator[Frame]], paced: bool):
-        self.info = info
+    One clock for the whole session: frame indices keep increasing across reopens, and so do
+    timestamps (live streams and cameras are stamped on arrival against the first opening, so a
+    gap shows as a gap; files, images and `demo` continue one frame after where they stopped).
+    `corrupt_frames` and `skipped` count what the reader had to leave out.
+    """
+
+    def __init__(self, info: SourceInfo, reader: Callable[[Source], Iterator[Frame]], paced: bool):
+        self._info = info
         self._reader = reader
         self._paced = paced
+        self.corrupt_frames = 0
+        self.skipped: list[str] = []  # "file: reason" for each unreadable image
+        self._next_index = 0
+        self._session_start: float | None = None
+        self._last_time: float | None = None
+
+    @property
+    def info(self) -> SourceInfo:
+        return self._info
+
+    def publish(self, **known: object) -> None:
+        """Publish what opening the source told (fps, size, frame_count) as a new `info` value."""
+        self._info = dataclasses.replace(self._info, **known)  # type: ignore[arg-type]
 
     def frames(self) -> Iterator[Frame]:
         """Open the source and yield its frames; the first frame is read before returning.
 
         Raises `SourceError` (naming the source) when it cannot be opened or yields nothing.
         """
-        iterator = self._reader(self.info)
+        iterator = self._reader(self)
         try:
             first = next(iterator)
         except StopIteration:
@@ -85,16 +106,43 @@ class Source:
             raise
         except (av.error.FFmpegError, OSError, cv2.error) as error:
             raise SourceError(f"{self.info.name}: {error}") from None
-        return self._paced_frames(first, iterator) if self._paced else _chain(first, iterator)
+        if self._session_start is None:
+            self._session_start = first.captured_at
+        frames = self._on_session_clock(_chain(first, iterator), first)
+        return self._paced_frames(frames) if self._paced else frames
 
-    def _paced_frames(self, first: Frame, rest: Iterator[Frame]) -> Iterator[Frame]:
+    def _on_session_clock(self, frames: Iterator[Frame], first: Frame) -> Iterator[Frame]:
+        """Renumber and restamp this opening's frames on the session's one clock."""
+        stamped_on_arrival = self.info.kind in ("stream", "camera")
+        offset = 0.0
+        if self._last_time is not None and not stamped_on_arrival:
+            offset = self._last_time + 1.0 / (self.info.fps or 30.0) - first.timestamp
+        try:
+            for frame in frames:
+                if stamped_on_arrival:
+                    timestamp = frame.captured_at - (self._session_start or frame.captured_at)
+                else:
+                    timestamp = frame.timestamp + offset
+                self._last_time = timestamp
+                index, self._next_index = self._next_index, self._next_index + 1
+                yield dataclasses.replace(frame, index=index, timestamp=timestamp)
+        finally:
+            frames.close()  # type: ignore[attr-defined]
+
+    def _paced_frames(self, frames: Iterator[Frame]) -> Iterator[Frame]:
         """Release file frames at their own timestamps, as a camera would (`--live` on a file)."""
-        start = time.monotonic()
-        for frame in _chain(first, rest):
-            delay = start + frame.timestamp - first.timestamp - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            yield Frame(frame.index, frame.timestamp, time.monotonic(), frame.image, frame.name)
+        start: float | None = None
+        first_time = 0.0
+        try:
+            for frame in frames:
+                if start is None:
+                    start, first_time = time.monotonic(), frame.timestamp
+                delay = start + frame.timestamp - first_time - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                yield dataclasses.replace(frame, captured_at=time.monotonic())
+        finally:
+            frames.close()  # type: ignore[attr-defined]
 
 
 def _chain(first: Frame, rest: Iterator[Frame]) -> Iterator[Frame]:
@@ -127,11 +175,11 @@ def open_source(spec: str, settings: CaptureSettings | None = None) -> Source:
     settings = settings or CaptureSettings()
     if spec.isdigit():
         info = SourceInfo(f"camera {spec}", "camera", live=True)
-        return Source(info, lambda i: _read_camera(int(spec), settings, i), paced=False)
+        return Source(info, lambda source: _read_camera(int(spec), settings, source), paced=False)
     if spec == "demo":
         live = bool(settings.live)
         info = SourceInfo("demo", "demo", live=live, fps=settings.demo_fps, size=settings.demo_size)
-        return Source(info, lambda i: _read_demo(settings), paced=live)
+        return Source(info, lambda source: _read_demo(settings), paced=live)
     scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", spec)
     if scheme:
         if scheme.group(1).lower() not in STREAM_SCHEMES:
@@ -142,19 +190,19 @@ def open_source(spec: str, settings: CaptureSettings | None = None) -> Source:
         live = settings.live if settings.live is not None else True
         url = _lower_scheme(spec)
         info = SourceInfo(mask_credentials(spec), "stream", live=live)
-        return Source(info, lambda i: _read_av(url, settings, i, stream=True), paced=False)
+        return Source(info, lambda source: _read_av(url, settings, source, stream=True), paced=False)
     path = Path(spec)
     if not path.exists():
         raise SourceError(f"{spec}: no such file or folder")
     if path.is_dir():
         info = SourceInfo(str(path), "images", live=False, path=path)
-        return Source(info, lambda i: _read_images(_image_files(path), i), paced=False)
+        return Source(info, lambda source: _read_images(_image_files(path), source), paced=False)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         info = SourceInfo(str(path), "images", live=False, path=path)
-        return Source(info, lambda i: _read_images([path], i), paced=False)
+        return Source(info, lambda source: _read_images([path], source), paced=False)
     live = bool(settings.live)
     info = SourceInfo(str(path), "file", live=live, path=path)
-    return Source(info, lambda i: _read_av(str(path), settings, i, stream=False), paced=live)
+    return Source(info, lambda source: _read_av(str(path), settings, source, stream=False), paced=live)
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -164,23 +212,29 @@ def _image_files(folder: Path) -> list[Path]:
     return files
 
 
-def _read_images(files: list[Path], info: SourceInfo) -> Iterator[Frame]:
-    """Images in order; in a folder, an unreadable image is skipped and counted."""
-    info.frame_count = len(files)
+def _read_images(files: list[Path], source: Source) -> Iterator[Frame]:
+    """Images in order; in a folder, an unreadable image is skipped, counted and named."""
+    source.publish(frame_count=len(files))
     index = 0
     for path in files:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             if len(files) == 1:
                 raise SourceError(f"{path}: not a readable image")
-            info.corrupt_frames += 1
-            info.skipped.append(f"{path}: not a readable image")
+            source.corrupt_frames += 1
+            source.skipped.append(f"{path}: not a readable image")
             continue
-        info.size = info.size or (image.shape[1], image.shape[0])
+        _publish_size(source, image)
         yield Frame(index, float(index), time.monotonic(), image, name=str(path))
         index += 1
     if index == 0:
-        raise SourceError(f"{info.name}: none of the images could be read")
+        raise SourceError(f"{source.info.name}: none of the images could be read")
+
+
+def _publish_size(source: Source, image: np.ndarray) -> None:
+    size = (image.shape[1], image.shape[0])
+    if source.info.size != size:
+        source.publish(size=size)
 
 
 def _read_demo(settings: CaptureSettings) -> Iterator[Frame]:
@@ -192,7 +246,7 @@ def _read_demo(settings: CaptureSettings) -> Iterator[Frame]:
         index += 1
 
 
-def _read_camera(index: int, settings: CaptureSettings, info: SourceInfo) -> Iterator[Frame]:
+def _read_camera(index: int, settings: CaptureSettings, source: Source) -> Iterator[Frame]:
     backend = cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_ANY
     capture = cv2.VideoCapture(index, backend)
     try:
@@ -203,7 +257,7 @@ def _read_camera(index: int, settings: CaptureSettings, info: SourceInfo) -> Ite
             capture.set(cv2.CAP_PROP_FRAME_HEIGHT, settings.camera_size[1])
         if settings.camera_fps:
             capture.set(cv2.CAP_PROP_FPS, settings.camera_fps)
-        info.fps = capture.get(cv2.CAP_PROP_FPS) or None
+        source.publish(fps=capture.get(cv2.CAP_PROP_FPS) or None)
         start, index_read = None, 0
         while True:
             ok, image = capture.read()
@@ -213,7 +267,7 @@ def _read_camera(index: int, settings: CaptureSettings, info: SourceInfo) -> Ite
                 return
             now = time.monotonic()
             start = now if start is None else start
-            info.size = info.size or (image.shape[1], image.shape[0])
+            _publish_size(source, image)
             yield Frame(index_read, now - start, now, image)
             index_read += 1
     finally:
@@ -227,13 +281,14 @@ def _av_options(settings: CaptureSettings, url: str) -> dict[str, str]:
     return options
 
 
-def _read_av(url: str, settings: CaptureSettings, info: SourceInfo, stream: bool) -> Iterator[Frame]:
+def _read_av(url: str, settings: CaptureSettings, source: Source, stream: bool) -> Iterator[Frame]:
     """Frames decoded by PyAV/FFmpeg from a file or a network stream.
 
     Files carry the container's presentation times; streams are stamped on arrival. A packet
     that fails to decode in the middle is skipped and counted.
     """
     opened_at = time.monotonic()
+    info = source.info
     try:
         container = av.open(
             url,
@@ -254,9 +309,9 @@ def _read_av(url: str, settings: CaptureSettings, info: SourceInfo, stream: bool
         video = container.streams.video[0]
         video.thread_type = "AUTO"
         rate = video.average_rate or video.guessed_rate
-        info.fps = float(rate) if rate else None
-        info.frame_count = video.frames or _estimated_frames(container, video, info.fps)
-        yield from _decode(container, video, info, stream, settings.read_timeout)
+        fps = float(rate) if rate else None
+        source.publish(fps=fps, frame_count=video.frames or _estimated_frames(container, video, fps))
+        yield from _decode(container, video, source, stream, settings.read_timeout)
     finally:
         container.close()
 
@@ -264,11 +319,11 @@ def _read_av(url: str, settings: CaptureSettings, info: SourceInfo, stream: bool
 def _decode(
     container: av.container.InputContainer,
     video: av.VideoStream,
-    info: SourceInfo,
+    source: Source,
     stream: bool,
     read_timeout: float,
 ) -> Iterator[Frame]:
-    index, start = 0, None
+    index, start, info = 0, None, source.info
     packets = container.demux(video)
     while True:
         try:
@@ -280,19 +335,19 @@ def _decode(
         except av.error.FFmpegError as error:
             if stream or index == 0:
                 raise SourceError(f"{info.name}: {_ffmpeg_reason(error)}") from None
-            info.corrupt_frames += 1
+            source.corrupt_frames += 1
             continue
         try:
             decoded = packet.decode()
         except av.error.FFmpegError:
             if index == 0 and packet.size == 0:
                 raise SourceError(f"{info.name}: no video frame could be decoded") from None
-            info.corrupt_frames += 1
+            source.corrupt_frames += 1
             continue
         for av_frame in decoded:
             now = time.monotonic()
             image = av_frame.to_ndarray(format="bgr24")
-            info.size = info.size or (image.shape[1], image.shape[0])
+            _publish_size(source, image)
             if stream:
                 start = now if start is None else start
                 timestamp = now - start

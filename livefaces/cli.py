@@ -91,7 +91,7 @@ def report(console: Console, outcome: SessionOutcome, interrupts: Interrupts) ->
         _print(console, prefix + head)
         for written in summary.outputs:
             _print(console, f"{prefix}wrote {written}")
-        skipped = camera.info.skipped
+        skipped = camera.source.skipped
         for line in skipped[:MAX_SKIPPED_SHOWN]:
             _print(console, f"{prefix}skipped {line}")
         if len(skipped) > MAX_SKIPPED_SHOWN:
@@ -135,7 +135,7 @@ def _truncated(camera: OpenCamera, summary: CameraSummary) -> bool:
     info = camera.info
     if info.kind != "file" or not info.frame_count:
         return False
-    return summary.captured + info.corrupt_frames < 0.98 * info.frame_count - 1
+    return summary.captured + camera.source.corrupt_frames < 0.98 * info.frame_count - 1
 
 
 def _print(console: Console, line: str) -> None:

@@ -23,7 +23,6 @@ Track ids are given at creation, so dropped tentative tracks leave gaps in the i
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -331,11 +330,11 @@ def greedy_match(overlap: np.ndarray, threshold: float) -> list[tuple[int, int]]
 
 
 class Tracker:
-    """Tracks faces over time; thread-safe, so one thread can update while another predicts."""
+    """Tracks faces over time. Owned by one thread (a camera's runner): no locks. Other threads
+    read tracks through `TrackSnapshot` values, which later updates never touch."""
 
     def __init__(self, settings: TrackerSettings | None = None) -> None:
         self.settings = settings or TrackerSettings()
-        self._lock = threading.Lock()
         self._tracks = _Tracks()
         self._next_id = 0
         self._latest = 0.0  # the newest time fed
@@ -353,35 +352,34 @@ class Tracker:
 
     def step(self, found: Detections, timestamp: float) -> TrackUpdate:
         """`update`, and what it did: births, ends, improved best shots and a snapshot."""
-        with self._lock:
-            self._latest = max(self._latest, timestamp)
-            measured = _states(found)
-            predicted = self._tracks.predicted(timestamp)
-            pairs = greedy_match(iou(measured[:, :4], predicted[:, :4]), self.settings.match_iou)
-            out_ids = np.full(len(found), -1, np.int64)
-            out_states = measured.copy()
-            new_best: list[Shot] = []
-            for m, row in pairs:
-                out_ids[m] = self._tracks.ids[row]
-                out_states[m] = self._correct(row, predicted[row], measured[m], timestamp)
-                self._tracks.scores[row] = found.scores[m]
-                if self._keep_best(row, measured[m], float(found.scores[m]), timestamp):
-                    new_best.append(self._tracks.shot(row))
-            matched = {m for m, _ in pairs}
-            for m in range(len(found)):
-                if m not in matched:
-                    out_ids[m] = self._start(measured[m], float(found.scores[m]), timestamp)
-                    new_best.append(self._tracks.shot(len(self) - 1))
-            births = self._confirm(timestamp)
-            ends, dropped = self._end_missed(timestamp)
-            detections = Detections(
-                out_states[:, :4].astype(np.float32),
-                found.scores.astype(np.float32),
-                out_states[:, 4:].reshape(-1, 5, 2).astype(np.float32),
-                out_ids,
-            )
-            snapshot = self._tracks.snapshot(self._latest)
-            return TrackUpdate(detections, births, ends, dropped, tuple(new_best), snapshot)
+        self._latest = max(self._latest, timestamp)
+        measured = _states(found)
+        predicted = self._tracks.predicted(timestamp)
+        pairs = greedy_match(iou(measured[:, :4], predicted[:, :4]), self.settings.match_iou)
+        out_ids = np.full(len(found), -1, np.int64)
+        out_states = measured.copy()
+        new_best: list[Shot] = []
+        for m, row in pairs:
+            out_ids[m] = self._tracks.ids[row]
+            out_states[m] = self._correct(row, predicted[row], measured[m], timestamp)
+            self._tracks.scores[row] = found.scores[m]
+            if self._keep_best(row, measured[m], float(found.scores[m]), timestamp):
+                new_best.append(self._tracks.shot(row))
+        matched = {m for m, _ in pairs}
+        for m in range(len(found)):
+            if m not in matched:
+                out_ids[m] = self._start(measured[m], float(found.scores[m]), timestamp)
+                new_best.append(self._tracks.shot(len(self) - 1))
+        births = self._confirm(timestamp)
+        ends, dropped = self._end_missed(timestamp)
+        detections = Detections(
+            out_states[:, :4].astype(np.float32),
+            found.scores.astype(np.float32),
+            out_states[:, 4:].reshape(-1, 5, 2).astype(np.float32),
+            out_ids,
+        )
+        snapshot = self._tracks.snapshot(self._latest)
+        return TrackUpdate(detections, births, ends, dropped, tuple(new_best), snapshot)
 
     def predict(self, timestamp: float, include_tentative: bool = True) -> Detections:
         """Every live track (or only the confirmed ones) placed at `timestamp` by its motion;
@@ -394,17 +392,15 @@ class Tracker:
 
     def snapshot(self) -> TrackSnapshot:
         """Every live track as of the newest update."""
-        with self._lock:
-            return self._tracks.snapshot(self._latest)
+        return self._tracks.snapshot(self._latest)
 
     def end_all(self, timestamp: float, reason: str) -> tuple[TrackEnd, ...]:
         """End every track now (e.g. the stream went down): ends for the confirmed ones, tentative
         ones are dropped silently. The tracker is empty afterwards; ids keep counting up."""
-        with self._lock:
-            self._latest = max(self._latest, timestamp)
-            ends = self._ends(self._tracks.confirmed, timestamp, reason)
-            self._tracks.keep(np.zeros(len(self), bool))
-            return ends
+        self._latest = max(self._latest, timestamp)
+        ends = self._ends(self._tracks.confirmed, timestamp, reason)
+        self._tracks.keep(np.zeros(len(self), bool))
+        return ends
 
     def _correct(self, row: int, predicted: np.ndarray, measured: np.ndarray, timestamp: float) -> np.ndarray:
         tracks = self._tracks

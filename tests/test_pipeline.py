@@ -70,7 +70,7 @@ class NumberedSource(Source):
     """Frames whose first pixel holds their index; live or not."""
 
     def __init__(self, count: int, live: bool, release: threading.Semaphore | None = None) -> None:
-        def read(info: SourceInfo):
+        def read(source: Source):
             for index in range(count):
                 if release is not None and index > 0:
                     release.acquire()
@@ -152,7 +152,7 @@ def test_detector_failure_stops_the_run_and_finalizes_the_recording(tmp_path: Pa
 
 
 def test_capture_failure_is_carried_to_the_caller(tmp_path: Path) -> None:
-    def read(info: SourceInfo):
+    def read(source: Source):
         yield Frame(0, 0.0, 0.0, np.zeros((24, 32, 3), np.uint8))
         raise OSError("stream reset by peer")
 
@@ -223,7 +223,7 @@ def test_file_frames_are_asked_ahead_and_keep_their_own_results() -> None:
     each frame still gets its own result, in order."""
     detector = BatchRecorder()
 
-    def read(info: SourceInfo):
+    def read(source: Source):
         for index in range(10):
             yield Frame(index, index / 30, 0.0, np.full((24, 32, 3), index, np.uint8))
         detector.all_read.set()

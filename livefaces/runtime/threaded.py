@@ -226,7 +226,7 @@ class CameraWorker:
                     break
                 self.state = states.ONLINE
                 self.stats.captured_frame()
-                self.stats.set_corrupt(self.setup.source.info.corrupt_frames)
+                self.stats.set_corrupt(self.setup.source.corrupt_frames)
                 if not self._frames.put(frame):
                     self._ended_by = ENDED_BY_STOP
                     break
