@@ -4,11 +4,13 @@
 
 1. Recording: the clip (default: the 640x360 Hamilton clip in ../shared/data/videos) is decoded,
    detected on every frame, drawn and encoded to an mp4 with its audio, exactly as
-   `python -m livefaces --source CLIP --output OUT --no-display` does. Reports end-to-end frames
-   per second and the mean time of each stage per frame (the stages run in parallel threads).
+   `python -m livefaces --source CLIP --output OUT --no-display` does (the threaded runtime in
+   exact mode: `RunnerSettings()`). Reports end-to-end frames per second and the mean time of
+   each stage per frame (the stages run in parallel threads).
 2. Live: the same clip paced at its own frame rate as if it were a camera (`--live`), newest
    frame wins, with tracking as the app does for live sources; reports the display rate, frames
-   dropped, the capture-to-display latency and how many frames old the last measurement is.
+   dropped, the capture-to-display latency and the box age: how many frames before each shown
+   frame its faces were last measured (full scan or refinement).
 
 The detector is built and warmed up on one frame before the clock starts: model loading and
 graph tracing are start-up costs, not per-frame costs.
@@ -21,7 +23,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import av
@@ -30,13 +32,14 @@ from frames import VIDEOS
 from rich.console import Console
 from rich.table import Table
 
-from livefaces import MTCNN
-from livefaces import pipeline as pipeline_module
+from livefaces import MTCNN, overlay
 from livefaces.capture import CaptureSettings, open_source
 from livefaces.detections import Detections
-from livefaces.frames import AnnotatedFrame, Frame
-from livefaces.pipeline import Pipeline, PipelineSettings
+from livefaces.frames import Frame, FrameResult
 from livefaces.recorder import VideoRecorder
+from livefaces.runtime.camera_runner import CameraRunner, RunnerSettings
+from livefaces.runtime.detector_service import DetectorReply
+from livefaces.runtime.threaded import CameraSetup, Session, Sink
 
 DEFAULT_CLIP = VIDEOS / "face_recognition__short_hamilton_clip.mp4"
 
@@ -52,80 +55,106 @@ class StageClock:
         with self._lock:
             self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
 
+    def timed(self, stage: str, function: Callable) -> Callable:
+        """`function`, adding the seconds of each call to `stage`."""
+
+        def call(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.add(stage, time.perf_counter() - start)
+
+        return call
+
 
 class TimedDetector:
+    """The detector calls the shared detector service makes, timed as one stage."""
+
     def __init__(self, detector: MTCNN, clock: StageClock) -> None:
         self.detector, self.clock = detector, clock
 
-    def detect(self, image: np.ndarray) -> Detections:
-        start = time.perf_counter()
-        found = self.detector.detect(image)
-        self.clock.add("detect (MTCNN)", time.perf_counter() - start)
-        return found
+    def detect_batch(self, images: Sequence[np.ndarray], **kwargs) -> list[Detections]:
+        return self.clock.timed("detect (MTCNN)", self.detector.detect_batch)(images, **kwargs)
 
-    def detect_batch(self, images: list[np.ndarray]) -> list[Detections]:
-        start = time.perf_counter()
-        found = self.detector.detect_batch(images)
-        self.clock.add("detect (MTCNN)", time.perf_counter() - start)
-        return found
+    def refine(self, image: np.ndarray, boxes: np.ndarray, **kwargs) -> Detections:
+        return self.clock.timed("detect (MTCNN)", self.detector.refine)(image, boxes, **kwargs)
+
+    def refine_batch(self, images, boxes_list, **kwargs) -> list[Detections]:
+        return self.clock.timed("detect (MTCNN)", self.detector.refine_batch)(images, boxes_list, **kwargs)
 
 
 class TimedSink:
-    def __init__(self, sink, stage: str, clock: StageClock) -> None:
-        self.sink, self.stage, self.clock = sink, stage, clock
-        self.needs_canvas = sink.needs_canvas
+    """A sink whose writes are timed as one stage."""
 
-    def write(self, item: AnnotatedFrame, canvas: np.ndarray | None) -> None:
-        start = time.perf_counter()
-        self.sink.write(item, canvas)
-        self.clock.add(self.stage, time.perf_counter() - start)
+    def __init__(self, sink: Sink, stage: str, clock: StageClock) -> None:
+        self.sink, self.stage, self.clock = sink, stage, clock
+        self.render = sink.render
+
+    def write(self, result: FrameResult, image: np.ndarray | None) -> None:
+        self.clock.timed(self.stage, self.sink.write)(result, image)
 
     def close(self) -> None:
         self.sink.close()
 
+    def summary(self) -> str | None:
+        return self.sink.summary()
+
 
 class LatencySink:
-    """Records, for each shown frame, its capture-to-display time and the age of its boxes.
+    """Records, for each shown frame, its capture-to-display time. It asks for the annotated
+    image, as a window would."""
 
-    The age is how many frames earlier the boxes drawn on it were detected: the display never
-    waits for the detector on a live source, so that lag is the price of keeping the rate.
-    """
-
-    needs_canvas = True
+    render: str | None = "annotated"
 
     def __init__(self) -> None:
         self.latencies: list[float] = []
-        self.box_ages: list[int] = []  # frames since the last measured frame
 
-    def write(self, item: AnnotatedFrame, canvas: np.ndarray | None) -> None:
-        self.latencies.append(time.monotonic() - item.frame.captured_at)
-        self.box_ages.append(item.frame.index - item.detected_index)
+    def write(self, result: FrameResult, image: np.ndarray | None) -> None:
+        self.latencies.append(time.monotonic() - result.frame.captured_at)
 
     def close(self) -> None:
         pass
 
+    def summary(self) -> str | None:
+        return None
+
+
+class AgeRunner(CameraRunner):
+    """A camera runner that notes, for each frame it passes on, its box age: how many frames ago
+    the faces were last measured. A live camera never waits for the detector, so a frame goes out
+    with the tracks predicted to its time and its own measurement, if any, lands later: that lag
+    is the price of keeping the rate."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.box_ages: list[int] = []
+        self._last_measured: int | None = None
+
+    def absorb(self, frame: Frame, reply: DetectorReply) -> None:
+        before = self.full_scans + self.refinements
+        super().absorb(frame, reply)
+        if self.full_scans + self.refinements > before:
+            self._last_measured = frame.index
+
+    def result(self, frame: Frame) -> FrameResult:
+        if self._last_measured is not None:
+            self.box_ages.append(frame.index - self._last_measured)
+        return super().result(frame)
+
 
 def timed_frames(frames: Iterator[Frame], clock: StageClock) -> Iterator[Frame]:
-    while True:
-        start = time.perf_counter()
-        try:
-            frame = next(frames)
-        except StopIteration:
-            return
-        clock.add("decode", time.perf_counter() - start)
-        yield frame
-
-
-def timed_draw(clock: StageClock):
-    draw = pipeline_module.overlay.draw
-
-    def timed(*args, **kwargs):
-        start = time.perf_counter()
-        canvas = draw(*args, **kwargs)
-        clock.add("draw", time.perf_counter() - start)
-        return canvas
-
-    return timed
+    try:
+        while True:
+            start = time.perf_counter()
+            try:
+                frame = next(frames)
+            except StopIteration:
+                return
+            clock.add("decode", time.perf_counter() - start)
+            yield frame
+    finally:
+        frames.close()  # type: ignore[attr-defined]
 
 
 def warm_detector(clip: Path) -> MTCNN:
@@ -133,22 +162,28 @@ def warm_detector(clip: Path) -> MTCNN:
     with av.open(str(clip)) as container:
         first = next(container.decode(video=0)).to_ndarray(format="rgb24")
     detector.detect(first)
+    detector.detect_batch([first])
     return detector
 
 
 def recording(clip: Path, output: Path, detector: MTCNN, console: Console) -> None:
     clock = StageClock()
     source = open_source(str(clip))
+    frames = timed_frames(source.frames(), clock)  # opened here: fps is known once it is open
     recorder = VideoRecorder(output, source.info.fps, audio_from=clip)
-    sinks = [TimedSink(recorder, "encode + mux", clock)]
-    pipeline = Pipeline(source, TimedDetector(detector, clock), sinks)
-    pipeline_module.overlay.draw, original = timed_draw(clock), pipeline_module.overlay.draw
+    sinks: list[Sink] = [TimedSink(recorder, "encode + mux", clock)]
+    original = overlay.render
+    overlay.render = clock.timed("draw", original)  # the writer thread renders through this name
     start = time.perf_counter()
     try:
-        summary = pipeline.run(threading.Event(), timed_frames(source.frames(), clock))
+        runner = CameraRunner(source.info.name, source.info.fps, RunnerSettings())
+        setup = CameraSetup(source, runner, sinks, frames=frames)
+        summary = Session([setup], TimedDetector(detector, clock)).run().cameras[0]
     finally:
-        pipeline_module.overlay.draw = original
+        overlay.render = original
     elapsed = time.perf_counter() - start
+    if summary.error:
+        raise SystemExit(f"recording failed in {summary.error_stage}: {summary.error}")
     with av.open(str(output)) as container:
         written = sum(1 for _ in container.decode(video=0))
         audio = bool(container.streams.audio)
@@ -169,11 +204,13 @@ def recording(clip: Path, output: Path, detector: MTCNN, console: Console) -> No
 def live(clip: Path, detector: MTCNN, console: Console) -> None:
     source = open_source(str(clip), CaptureSettings(live=True))
     latency = LatencySink()
-    pipeline = Pipeline(source, detector, [latency], PipelineSettings(tracking=True))
+    runner = AgeRunner(source.info.name, source.info.fps, RunnerSettings(tracking=True, live=True))
+    session = Session([CameraSetup(source, runner, [latency])], detector)
     start = time.perf_counter()
-    summary = pipeline.run(threading.Event())
+    summary = session.run().cameras[0]
     elapsed = time.perf_counter() - start
-    snapshot = pipeline.stats.snapshot()
+    if summary.error:
+        raise SystemExit(f"live run failed in {summary.error_stage}: {summary.error}")
     title = f"live: {clip.name} paced at {source.info.fps:.2f} fps, newest frame wins, tracking"
     table = Table(title=title)
     columns = (
@@ -191,9 +228,9 @@ def live(clip: Path, detector: MTCNN, console: Console) -> None:
         f"{source.info.fps:.2f}",
         f"{summary.frames / elapsed:.2f}",
         f"{summary.detections / elapsed:.1f}",
-        str(snapshot.dropped),
+        str(summary.dropped),
         f"{np.median(ms):.1f} / {np.percentile(ms, 90):.1f}",
-        f"{np.median(latency.box_ages):.0f} / {np.percentile(latency.box_ages, 90):.0f}",
+        f"{np.median(runner.box_ages):.0f} / {np.percentile(runner.box_ages, 90):.0f}",
     )
     console.print(table)
 

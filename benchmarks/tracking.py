@@ -8,7 +8,7 @@ Clips (made in a temporary folder, 1280x720 H.264 at the source rate): the Hamil
 upscaled 2x, the single-face ASL clip upscaled to 720 lines and pillarboxed, a still face (the
 bundled photo, 90 frames), and the `demo` source rendered at 1280x720.
 
-1. Recording: each clip through the app's pipeline with tracking (`--realtime`), annotated and
+1. Recording: each clip through the app's threaded runtime with tracking (`--realtime`), annotated and
    encoded to mp4: end-to-end frames per second and full scans per second of video.
 2. Live: each clip paced at its own rate (`--live`, tracking is the default there): display rate.
 3. Quality: the tracked boxes of run 1 against exact mode (full detection on every frame):
@@ -24,7 +24,6 @@ import argparse
 import itertools
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,9 +41,10 @@ from livefaces.boxes import iou
 from livefaces.capture import CaptureSettings, open_source
 from livefaces.demo import DemoScene
 from livefaces.detections import Detections
-from livefaces.frames import AnnotatedFrame, Frame
-from livefaces.pipeline import Pipeline, PipelineSettings
+from livefaces.frames import Frame, FrameResult
 from livefaces.recorder import VideoRecorder
+from livefaces.runtime.camera_runner import CameraRunner, RunnerSettings
+from livefaces.runtime.threaded import CameraSetup, CameraSummary, Session, Sink
 from livefaces.scheduler import ScanScheduler, SchedulerSettings
 from livefaces.tracker import greedy_match
 from livefaces.tracking import TrackingDetector
@@ -103,42 +103,68 @@ def make_clips(folder: Path) -> dict[str, Path]:
 
 @dataclass
 class Collector:
-    """A sink keeping each frame's faces (no drawing needed)."""
+    """A sink keeping each frame's faces, as drawn and logged (no image needed)."""
 
-    needs_canvas: bool = False
+    render: str | None = None
     faces: dict[int, Detections] = field(default_factory=dict)
 
-    def write(self, item: AnnotatedFrame, canvas: np.ndarray | None) -> None:
-        self.faces[item.frame.index] = item.detections
+    def write(self, result: FrameResult, image: np.ndarray | None) -> None:
+        self.faces[result.frame.index] = result.detections
 
     def close(self) -> None:
         pass
+
+    def summary(self) -> str | None:
+        return None
+
+
+@dataclass
+class Run:
+    """One camera's run on the threaded runtime: its summary, runner (counters) and wall time."""
+
+    summary: CameraSummary
+    runner: CameraRunner
+    seconds: float
+    fps: float
+
+
+def run_source(
+    clip: Path, capture: CaptureSettings, detector: MTCNN, sinks: list[Sink], settings: RunnerSettings
+) -> Run:
+    """Run `clip` as the app runs one camera: reader, runner and writer threads, shared detector."""
+    source = open_source(str(clip), capture)
+    frames = source.frames()  # opened first, as the app does: the rate is known once it is open
+    fps = source.info.fps or 30.0
+    runner = CameraRunner(source.info.name, fps, settings)
+    session = Session([CameraSetup(source, runner, sinks, frames=frames)], detector)
+    start = time.perf_counter()
+    summary = session.run().cameras[0]
+    elapsed = time.perf_counter() - start
+    if summary.error:
+        raise SystemExit(f"{clip.name}: failed in {summary.error_stage}: {summary.error}")
+    return Run(summary, runner, elapsed, fps)
 
 
 def record_with_tracking(
     clip: Path, detector: MTCNN, output: Path
 ) -> tuple[float, float, dict[int, Detections]]:
-    """End-to-end fps, full scans per second of video, and the faces of every frame."""
-    source = open_source(str(clip))
+    """End-to-end fps, full scans per second of video, and the faces of every frame
+    (`--realtime`: tracking on a file, nothing dropped, full scans at the scheduler's floor)."""
     collector = Collector()
-    recorder = VideoRecorder(output, source.info.fps)
-    pipeline = Pipeline(source, detector, [recorder, collector], PipelineSettings(tracking=True))
-    start = time.perf_counter()
-    summary = pipeline.run(threading.Event())
-    elapsed = time.perf_counter() - start
-    assert pipeline.tracking is not None
-    video_seconds = summary.frames / (source.info.fps or 30.0)
-    return summary.frames / elapsed, pipeline.tracking.full_scans / video_seconds, collector.faces
+    with av.open(str(clip)) as container:
+        rate = float(container.streams.video[0].average_rate or 30)
+    recorder = VideoRecorder(output, rate)
+    settings = RunnerSettings(tracking=True, live=False, adaptive=False)
+    run = run_source(clip, CaptureSettings(), detector, [recorder, collector], settings)
+    video_seconds = run.summary.frames / run.fps
+    return run.summary.frames / run.seconds, run.runner.full_scans / video_seconds, collector.faces
 
 
 def live_display_rate(clip: Path, detector: MTCNN) -> tuple[float, float, int]:
     """Display fps and source fps when the clip is paced like a camera, and frames dropped."""
-    source = open_source(str(clip), CaptureSettings(live=True))
-    pipeline = Pipeline(source, detector, [Collector()], PipelineSettings(tracking=True))
-    start = time.perf_counter()
-    summary = pipeline.run(threading.Event())
-    elapsed = time.perf_counter() - start
-    return summary.frames / elapsed, source.info.fps or 30.0, pipeline.stats.snapshot().dropped
+    settings = RunnerSettings(tracking=True, live=True, adaptive=True)
+    run = run_source(clip, CaptureSettings(live=True), detector, [Collector()], settings)
+    return run.summary.frames / run.seconds, run.fps, run.summary.dropped
 
 
 def decoded(clip: Path) -> list[np.ndarray]:
