@@ -149,7 +149,10 @@ def _sinks(config: RunConfig, camera: OpenCamera, board: object | None) -> list[
         sinks.append(ImageFolderSink(output, info.path))
     elif output is not None:
         audio = info.path if info.kind == "file" else None
-        sinks.append(VideoRecorder(output, info.fps, config.codec, config.crf, audio_from=audio))
+        recorder = VideoRecorder(
+            output, info.fps, config.codec, config.crf, audio_from=audio, crash_safe=info.live
+        )
+        sinks.append(recorder)
     json_path = config.json_for(name)
     if json_path:
         sinks.append(JsonLinesSink(json_path))

@@ -217,3 +217,25 @@ def test_repeated_interrupts_leave_a_playable_recording_and_an_honest_report(
     else:  # a third interrupt cut the finish short: said in the report and in the exit code
         assert code == 130, err
         assert "livefaces: aborted by a third interrupt" in err and "every output is complete" in err, err
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_a_live_recording_survives_sigkill(tmp_path: Path, suffix: str) -> None:
+    """kill -9 during a live recording: the file plays, and at most about 2 s are missing."""
+    out = tmp_path / f"live{suffix}"
+    command = [sys.executable, "-m", "livefaces", "--source", "demo", "--live", "--no-display"]
+    process = subprocess.Popen(
+        [*command, "--camera-size", "320x240", "--output", str(out), "--json", "-"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=environment(),
+    )
+    assert process.stdout is not None
+    shown = [json.loads(process.stdout.readline()) for _ in range(150)]  # 5 s of a 30 fps camera
+    process.kill()
+    process.wait(TIMEOUT)
+    with av.open(str(out)) as container:
+        times = [frame.time for frame in container.decode(video=0)]
+    assert len(times) > 30
+    assert times == sorted(times)
+    assert shown[-1]["time"] - times[-1] <= 2.0
