@@ -1,12 +1,18 @@
-"""A small RTSP test server on loopback: rtsp://127.0.0.1:PORT/test serves a moving test pattern.
+"""A small RTSP test server on loopback: rtsp://127.0.0.1:PORT/test serves a moving test pattern,
+or H.264 mp4 files at mounts of their own.
 
 Run with Debian's interpreter, which has the GStreamer bindings (python3-gi and
 gir1.2-gst-rtsp-server-1.0):
 
     /usr/bin/python3 tests/rtsp_server.py --port 8554 [--frames N] [--size 320x240] [--fps 15]
+    /usr/bin/python3 tests/rtsp_server.py --port 8554 --file a.mp4 --mount /a [--file b.mp4 --mount /b]
 
-The stream is H.264 (x264enc) or, without it, Motion JPEG. With `--frames N` the source sends N
-frames and then ends (EOS): the server stops sending and a client sees the stream end or time out.
+The test pattern is H.264 (x264enc) or, without it, Motion JPEG. With `--frames N` the source
+sends N frames and then ends (EOS): the server stops sending and a client sees the stream end or
+time out. `--file PATH` (repeatable) serves an mp4 holding H.264 as it is, without re-encoding,
+paced at its own rate; each `--mount` names the mount of the `--file` at the same position
+(default /test for a single file, else /file0, /file1...). Every client of a file gets its own
+session from the file's start (the media is not shared), and the stream ends at the file's end.
 "READY" is printed to stdout once the server listens; SIGTERM or SIGINT stop it cleanly.
 """
 
@@ -37,12 +43,34 @@ def launch_line(width: int, height: int, fps: int, frames: int | None) -> str:
     return f"( {source} ! {encode} )"
 
 
+def file_launch_line(path: str) -> str:
+    """An mp4 holding H.264, sent as it is (no decoding or encoding), its parameters in-band."""
+    location = path.replace("\\", "\\\\").replace('"', '\\"')
+    return (
+        f'( filesrc location="{location}" ! qtdemux ! h264parse '
+        "! rtph264pay name=pay0 pt=96 config-interval=-1 )"
+    )
+
+
+def file_mounts(files: list[str], mounts: list[str]) -> list[tuple[str, str]]:
+    """(mount, file) pairs: each --mount names the --file at the same position."""
+    if len(mounts) > len(files):
+        raise SystemExit("rtsp_server: more --mount than --file")
+    defaults = ["/test"] if len(files) == 1 else [f"/file{k}" for k in range(len(files))]
+    named = [m if m.startswith("/") else "/" + m for m in mounts] + defaults[len(mounts) :]
+    if len(set(named)) != len(named):
+        raise SystemExit(f"rtsp_server: mounts must differ, got {named}")
+    return list(zip(named, files))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--frames", type=int, help="end the stream after this many frames")
     parser.add_argument("--size", default="320x240", help="WIDTHxHEIGHT")
     parser.add_argument("--fps", type=int, default=15)
+    parser.add_argument("--file", action="append", default=[], help="serve this H.264 mp4 (repeatable)")
+    parser.add_argument("--mount", action="append", default=[], help="mount of the --file at its position")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
 
@@ -50,10 +78,18 @@ def main() -> int:
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))
-    factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_launch(launch_line(width, height, args.fps, args.frames))
-    factory.set_shared(True)
-    server.get_mount_points().add_factory("/test", factory)
+    mounts = server.get_mount_points()
+    if args.file:
+        for mount, path in file_mounts(args.file, args.mount):
+            factory = GstRtspServer.RTSPMediaFactory()
+            factory.set_launch(file_launch_line(path))
+            factory.set_shared(False)  # every client from the start of the file
+            mounts.add_factory(mount, factory)
+    else:
+        factory = GstRtspServer.RTSPMediaFactory()
+        factory.set_launch(launch_line(width, height, args.fps, args.frames))
+        factory.set_shared(True)
+        mounts.add_factory("/test", factory)
 
     loop = GLib.MainLoop()
     for signum in (signal.SIGTERM, signal.SIGINT):
