@@ -2,7 +2,7 @@
 detector against N separate single-camera livefaces processes (issue 10).
 
     python benchmarks/cameras.py [--cameras 1,2,4,6] [--seconds 20] [--warmup 5] [--modes shared,separate]
-                                 [--no-record] [--keep FOLDER]
+                                 [--no-record] [--livefaces-args '--detect-width 640'] [--keep FOLDER]
 
 Cameras: loopback RTSP streams from a real server (tests/rtsp_server.py under Debian's
 /usr/bin/python3, GStreamer) serving clips of ../shared/data/videos upscaled to 1280x720 and
@@ -259,8 +259,10 @@ def cameras_for(count: int, port: int, clips: dict[str, Path]) -> list[Camera]:
     return cameras
 
 
-def launch(cameras: list[Camera], folder: Path, seconds: float, tag: str, record: bool) -> Process:
-    argv = [f"--source={c.name}={c.url}" for c in cameras]
+def launch(
+    cameras: list[Camera], folder: Path, seconds: float, tag: str, record: bool, extra: list[str]
+) -> Process:
+    argv = [f"--source={c.name}={c.url}" for c in cameras] + extra
     argv += ["--no-display", "--live", "--camera-size", f"{SIZE[0]}x{SIZE[1]}", "--camera-fps", str(FPS)]
     argv += ["--rtsp-transport", "tcp", "--timeout", "60", "--duration", str(seconds)]
     argv += ["--output", str(folder / "rec-{name}.mp4")] if record else []
@@ -272,13 +274,15 @@ def launch(cameras: list[Camera], folder: Path, seconds: float, tag: str, record
     return Process(cameras, out, log, popen)
 
 
-def run_mode(mode: str, cameras: list[Camera], root: Path, seconds: float, record: bool) -> list[Process]:
+def run_mode(
+    mode: str, cameras: list[Camera], root: Path, seconds: float, record: bool, extra: list[str]
+) -> list[Process]:
     folder = root / f"{mode}-{len(cameras)}"
     folder.mkdir()
     if mode == "shared":
-        processes = [launch(cameras, folder, seconds, "all", record)]
+        processes = [launch(cameras, folder, seconds, "all", record, extra)]
     else:
-        processes = [launch([camera], folder, seconds, camera.name, record) for camera in cameras]
+        processes = [launch([camera], folder, seconds, camera.name, record, extra) for camera in cameras]
     for process in processes:
         try:
             process.code = process.popen.wait(seconds + 240)
@@ -573,6 +577,11 @@ def main() -> None:
     parser.add_argument(
         "--no-record", dest="record", action="store_false", help="leave out the recordings (JSON only)"
     )
+    parser.add_argument(
+        "--livefaces-args",
+        default="",
+        help="more livefaces options for every process, e.g. '--detect-width 640'",
+    )
     parser.add_argument("--keep", type=Path, help="keep the recordings, logs and probes in this folder")
     args = parser.parse_args()
     counts = [int(v) for v in args.cameras.split(",")]
@@ -592,7 +601,9 @@ def main() -> None:
         for count in counts:
             cameras = cameras_for(count, port, clips)
             for mode in modes:
-                processes = run_mode(mode, cameras, root, args.seconds, args.record)
+                processes = run_mode(
+                    mode, cameras, root, args.seconds, args.record, args.livefaces_args.split()
+                )
                 folder = root / f"{mode}-{count}"
                 results.setdefault(count, {})[mode] = figures(
                     mode, processes, folder, args.seconds, args.warmup
