@@ -150,7 +150,7 @@ def _sinks(config: RunConfig, camera: OpenCamera, board: object | None) -> list[
     elif output is not None:
         audio = info.path if info.kind == "file" else None
         recorder = VideoRecorder(
-            output, info.fps, config.codec, config.crf, audio_from=audio, crash_safe=info.live
+            output, info.fps, config.codec, config.crf, config.preset, audio_from=audio, crash_safe=info.live
         )
         sinks.append(recorder)
     json_path = config.json_for(name)

@@ -436,6 +436,11 @@ class RunConfig:
     device: str = option("auto", Choice(("auto", "cpu", "gpu")), "where TensorFlow runs")
     codec: str = option("h264", Text(), "video codec of the recording")
     crf: int = option(23, Integer(0, 51), "quality of the recording (lower is better)")
+    preset: str = option(
+        "veryfast",
+        Choice(("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow")),
+        "encoder speed of the recording (x264/x265): faster presets cost less CPU and make larger files",
+    )
     config_path: Path | None = None
 
     def output_for(self, camera: str) -> Path | None:

@@ -462,6 +462,7 @@ def test_every_camera_option_is_a_config_key_and_a_field() -> None:
         "device",
         "codec",
         "crf",
+        "preset",
     }
 
 

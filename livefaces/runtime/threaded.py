@@ -255,10 +255,13 @@ class CameraWorker:
             self._results.close(error)
 
     def _run_live(self) -> None:
-        """Every frame is passed on at once with the faces as they stand; the detector gets the
-        newest frame whenever this camera has nothing in flight."""
+        """Every frame is passed on at once with the faces as they stand; whenever this camera
+        has nothing in flight, the detector gets the newest frame (at once when an answer comes
+        in, not only when the next frame does, so the detector never idles waiting for one)."""
         runner = self.setup.runner
         in_flight: Frame | None = None
+        newest: Frame | None = None
+        planned = -1  # the index of the newest frame given to `plan`
         while not self.stop.is_set():
             # While a request is out, wake now and then to fold its answer in without a new frame.
             frame = self._frames.get(LIVE_REPLY_POLL if in_flight is not None else None)
@@ -271,13 +274,14 @@ class CameraWorker:
                     in_flight = None
             if isinstance(frame, Closed):
                 return
-            if frame is None:
-                continue  # no new frame yet (or stopped: the loop condition tells)
-            if in_flight is None:
-                request = runner.plan(frame)
+            newest = frame if frame is not None else newest
+            if in_flight is None and newest is not None and newest.index != planned:
+                planned = newest.index
+                request = runner.plan(newest)
                 if request is not None and self._service.submit(request):
-                    in_flight = frame
-            self._pass_on(runner.result(frame))
+                    in_flight = newest
+            if frame is not None:
+                self._pass_on(runner.result(frame))
 
     def _run_lossless(self) -> None:
         """Every frame waits for its own answer, in order; exact mode asks a few frames ahead."""
@@ -406,7 +410,9 @@ class Session:
         stats: Sequence[PipelineStats] | None = None,
     ) -> None:
         self.stop = threading.Event()
-        self.service = DetectorService(detector, service_settings)  # type: ignore[arg-type]
+        # Files in exact mode keep EXACT_IN_FLIGHT frames pending: let them share one call.
+        settings = service_settings or ServiceSettings(per_camera=EXACT_IN_FLIGHT)
+        self.service = DetectorService(detector, settings)  # type: ignore[arg-type]
         self.host = ThreadedDetectorHost(self.service)
         self.device = device
         stats = stats or [PipelineStats() for _ in setups]
