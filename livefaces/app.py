@@ -131,6 +131,7 @@ def _runner_settings(camera: OpenCamera, cameras: int) -> RunnerSettings:
         adaptive=info.live,
         budget=TRACKING_BUDGET / cameras,
         cascade=Settings(min_face_size=options.min_face_size, thresholds=options.thresholds),
+        patches=True,
     )
 
 

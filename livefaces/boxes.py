@@ -122,3 +122,27 @@ def crop_coordinates(boxes: np.ndarray, height: int, width: int, size: int) -> n
     scale = np.array([max(width - 1, 1), max(height - 1, 1)], dtype=np.float64)
     first, last = first / scale, last / scale
     return np.stack([first[:, 1], first[:, 0], last[:, 1], last[:, 0]], axis=1).astype(np.float32)
+
+
+def cut_patches(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
+    """(N, size, size, C) bilinear samples of `image` inside each box, as `crop_coordinates` and
+    `tf.image.crop_and_resize` place them (cell centres; zeros outside the image).
+
+    Lets a camera send the detector a few 48x48 patches instead of its whole frame.
+    """
+    patches = np.zeros((len(boxes), size, size, image.shape[2]), image.dtype)
+    for k, (x1, y1, x2, y2) in enumerate(np.asarray(boxes, np.float64)):
+        step_x, step_y = (x2 - x1) / size, (y2 - y1) / size
+        to_source = np.array(
+            [[step_x, 0.0, x1 + 0.5 * step_x - 0.5], [0.0, step_y, y1 + 0.5 * step_y - 0.5]], np.float64
+        )
+        cv2.warpAffine(
+            image,
+            to_source,
+            (size, size),
+            dst=patches[k],
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
+        )
+    return patches

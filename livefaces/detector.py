@@ -129,6 +129,7 @@ class MTCNN:
         self._pyramids: dict[int, Any] = {}
         self._rnet = self._crop_graph(24, networks.rnet, self._weights.rnet)
         self._onet = self._crop_graph(48, networks.onet, self._weights.onet)
+        self._onet_patches = self._patch_graph(networks.onet, self._weights.onet)
 
     @property
     def min_face_size(self) -> int:
@@ -185,6 +186,26 @@ class MTCNN:
             for i, detections in zip(members, found):
                 results[i] = detections
         return results
+
+    def refine_patches(
+        self, patches: Sequence[np.ndarray], squares: Sequence[np.ndarray], settings: Settings | None = None
+    ) -> list[Detections]:
+        """`refine` on patches the caller cut: patches[i] (N_i, 48, 48, 3) uint8 RGB, sampled with
+        `boxes.cut_patches` from squares[i] (N_i, 4) square boxes in that image's pixels. One O-Net
+        call for every patch of every image, whatever the images' sizes: cameras send a few
+        small patches instead of their frames."""
+        if len(patches) != len(squares):
+            raise ValueError(f"refine_patches needs one squares array per patches array, got "
+                             f"{len(patches)} and {len(squares)}")  # fmt: skip
+        squares = [np.asarray(s, np.float64).reshape(-1, 4) for s in squares]
+        counts = [len(s) for s in squares]
+        if sum(counts) == 0:
+            return [Detections.empty() for _ in counts]
+        stacked = np.concatenate([np.asarray(p, np.uint8).reshape(-1, 48, 48, 3) for p in patches])
+        owners = np.repeat(np.arange(len(counts)), counts)
+        with tf.device(self.device):
+            outputs = [o.numpy().astype(np.float64) for o in self._onet_patches(tf.constant(stacked))]
+        return self._finish(np.concatenate(squares), owners, outputs, len(counts), settings or self.settings)
 
     def refine(self, image: np.ndarray, boxes: np.ndarray, settings: Settings | None = None) -> Detections:
         """Faces measured around known boxes by O-Net alone: no pyramid, no P-Net, no R-Net.
@@ -336,7 +357,14 @@ class MTCNN:
         self, images: tf.Tensor, boxes: np.ndarray, owners: np.ndarray, count: int, settings: Settings
     ) -> list[Detections]:
         """Stage 3, O-Net: final score, box and five landmarks on a 48x48 crop."""
-        offsets, points, scores = self._run_crops(self._onet, images, boxes, owners, 48)
+        outputs = self._run_crops(self._onet, images, boxes, owners, 48)
+        return self._finish(boxes, owners, outputs, count, settings)
+
+    def _finish(
+        self, boxes: np.ndarray, owners: np.ndarray, outputs: list[np.ndarray], count: int, settings: Settings
+    ) -> list[Detections]:
+        """Stage 3's bookkeeping on O-Net's outputs for `boxes` (the squares it looked at)."""
+        offsets, points, scores = outputs
         # 1. Keep the faces O-Net confirms.
         passed = scores > settings.thresholds[2]
         boxes, owners, offsets, points, scores = (
@@ -383,6 +411,16 @@ class MTCNN:
 
             self._pyramids[depth] = pyramid
         return self._pyramids[depth]
+
+    @staticmethod
+    def _patch_graph(network: Any, weights: networks.Weights) -> Any:
+        """A graph that runs `network` on patches already cut to 48x48 (uint8 RGB)."""
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 48, 48, 3], tf.uint8)])
+        def run(patches: tf.Tensor) -> Any:
+            return network(tf.cast(patches, tf.float32), weights)
+
+        return run
 
     @staticmethod
     def _crop_graph(size: int, network: Any, weights: networks.Weights) -> Any:

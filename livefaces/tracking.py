@@ -47,7 +47,12 @@ class TrackingDetector:
     ) -> None:
         self.detector = detector
         self._clock = clock
-        settings = RunnerSettings(tracking=True, detect_width=detect_width, min_confidence=min_confidence)
+        settings = RunnerSettings(
+            tracking=True,
+            detect_width=detect_width,
+            min_confidence=min_confidence,
+            patches=hasattr(detector, "refine_patches"),
+        )
         self.runner = CameraRunner("camera", scheduler.fps, settings, tracker, scheduler)
 
     @property

@@ -182,3 +182,15 @@ def test_an_error_reply_fails_and_a_replaced_one_changes_nothing() -> None:
     assert request is not None and request.live
     with pytest.raises(DetectorFailed, match="out of memory"):
         runner.absorb(frame(1), DetectorReply("desk", 1, "scan", None, error="RuntimeError: out of memory"))
+
+
+def test_refinements_can_carry_patches_instead_of_the_frame() -> None:
+    runner = CameraRunner("door", FPS, RunnerSettings(tracking=True, adaptive=False, patches=True))
+    first = runner.plan(frame(0))
+    assert first is not None
+    runner.absorb(frame(0), answer(first, faces((100, 80, 160, 150))))
+    request = runner.plan(frame(1))
+    assert isinstance(request, RefineRequest) and request.image_rgb is None
+    assert request.patches is not None and request.patches.shape == (1, 48, 48, 3)
+    x1, y1, x2, y2 = request.boxes[0]
+    assert x2 - x1 == pytest.approx(y2 - y1)  # the squares the patches were cut from

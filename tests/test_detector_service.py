@@ -340,3 +340,27 @@ def test_a_host_that_never_started_stops_cleanly() -> None:
     service, _, _ = make_service("A")
     assert ThreadedDetectorHost(service).stop(timeout=1)
     assert service.closed
+
+
+def test_patch_refinements_of_different_frame_sizes_share_one_call(detector, astronaut) -> None:
+    """Cameras cut 48x48 patches around their tracks; O-Net runs once for every camera's patches,
+    whatever the sizes of their frames, and finds what a refinement on the whole frame finds."""
+    from livefaces import boxes as bx
+
+    small = np.ascontiguousarray(astronaut[::2, ::2])
+    found = [detector.detect(image) for image in (astronaut, small)]
+    service = DetectorService(detector, ServiceSettings(collect_seconds=1.0))
+    mailboxes = [service.connect(name) for name in ("big", "small")]
+    for name, image, faces in zip(("big", "small"), (astronaut, small), found):
+        squares = bx.to_square(faces.boxes.astype(np.float64))
+        patches = bx.cut_patches(image, squares, 48)
+        service.submit(RefineRequest(name, 0, None, squares, live=True, patches=patches))
+    replies = service.serve_once()
+    assert len(replies) == 2 and {reply.batch_size for reply in replies} == {2}
+    for mailbox, image, faces in zip(mailboxes, (astronaut, small), found):
+        reply = mailbox.get(0)
+        assert isinstance(reply, DetectorReply) and reply.detections is not None
+        whole = detector.refine(image, faces.boxes)
+        assert len(reply.detections) == len(whole) >= 1
+        assert np.allclose(reply.detections.boxes, whole.boxes, atol=1.0)
+        assert np.allclose(reply.detections.scores, whole.scores, atol=0.01)

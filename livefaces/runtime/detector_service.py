@@ -70,24 +70,32 @@ class ScanRequest:
 
 @dataclass(frozen=True, eq=False)
 class RefineRequest:
-    """O-Net on `boxes` (N, 4) x1, y1, x2, y2 of `image_rgb`, for frame `seq` of `camera`."""
+    """O-Net on `boxes` (N, 4) x1, y1, x2, y2 of frame `seq` of `camera`: given either the frame
+    (`image_rgb`) or, cheaper to hand over, the 48x48 RGB `patches` (N, 48, 48, 3) the camera cut
+    from its frame around `boxes` (then square boxes) with `boxes.cut_patches`."""
 
     kind: ClassVar[str] = "refine"
     camera: str
     seq: int
-    image_rgb: np.ndarray
+    image_rgb: np.ndarray | None
     boxes: np.ndarray
     live: bool = True
     settings: Settings | None = None
+    patches: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        _check_image(self.image_rgb)
+        if (self.image_rgb is None) == (self.patches is None):
+            raise ValueError("a refinement needs image_rgb or patches (exactly one of them)")
+        if self.image_rgb is not None:
+            _check_image(self.image_rgb)
         boxes = np.asarray(self.boxes, np.float64)
         if boxes.size == 0:
             boxes = boxes.reshape(0, 4)
         if boxes.ndim != 2 or boxes.shape[1] != 4:
             raise ValueError(f"boxes must have shape (N, 4), got {boxes.shape}")
         object.__setattr__(self, "boxes", boxes)
+        if self.patches is not None and self.patches.shape != (len(boxes), 48, 48, 3):
+            raise ValueError(f"patches must have shape ({len(boxes)}, 48, 48, 3), got {self.patches.shape}")
 
 
 Request = ScanRequest | RefineRequest
@@ -415,9 +423,13 @@ class DetectorService:
         return [self.detector.detect(image) for image in images]  # a detector without batches
 
     def _refine(self, requests: list[Any]) -> list[Detections]:
-        images = [request.image_rgb for request in requests]
         boxes = [request.boxes for request in requests]
         extra = {} if requests[0].settings is None else {"settings": requests[0].settings}
+        if all(request.patches is not None for request in requests):
+            return self.detector.refine_patches([r.patches for r in requests], boxes, **extra)
+        if any(request.patches is not None for request in requests):
+            return [self._refine([request])[0] for request in requests]
+        images = [request.image_rgb for request in requests]
         refine_batch = getattr(self.detector, "refine_batch", None)
         if refine_batch is not None:
             return refine_batch(images, boxes, **extra)
@@ -464,6 +476,8 @@ def answer_now(detector: Any, request: Request, clock: Clock = time.perf_counter
         found = detector.detect(request.image_rgb)
     elif isinstance(request, ScanRequest):
         found = detector.detect_batch([request.image_rgb], **extra)[0]
+    elif request.patches is not None:
+        found = detector.refine_patches([request.patches], [request.boxes], **extra)[0]
     else:
         found = detector.refine(request.image_rgb, request.boxes, **extra)
     seconds = clock() - start
