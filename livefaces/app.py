@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -21,6 +22,9 @@ from livefaces.frames import Frame
 from livefaces.options import CameraSpec, RunConfig
 from livefaces.runtime.camera_runner import CameraRunner, RunnerSettings
 from livefaces.runtime.threaded import CameraLimits, CameraSetup, SessionSummary, Sink
+
+if TYPE_CHECKING:
+    from livefaces.tiles import TileBoard
 
 TRACKING_BUDGET = 0.8  # share of real time the shared detector may be planned for, over all cameras
 
@@ -135,15 +139,15 @@ def _runner_settings(camera: OpenCamera, cameras: int) -> RunnerSettings:
     )
 
 
-def _sinks(config: RunConfig, camera: OpenCamera, board: object | None) -> list[Sink]:
+def _sinks(config: RunConfig, camera: OpenCamera, board: TileBoard | None) -> list[Sink]:
     """The camera's outputs: its window tile, annotated video or images, JSON Lines."""
     from livefaces.recorder import VideoRecorder
     from livefaces.sinks import ImageFolderSink, JsonLinesSink
-    from livefaces.tiles import TileBoard, TileSink
+    from livefaces.tiles import TileSink
 
     sinks: list[Sink] = []
     name, info = camera.spec.name, camera.info
-    if isinstance(board, TileBoard):
+    if board is not None:
         sinks.append(TileSink(board, name))
     output = config.output_for(name)
     if output is not None and info.kind == "images":

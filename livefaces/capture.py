@@ -29,6 +29,7 @@ from livefaces.demo import DemoScene
 from livefaces.frames import Frame
 from livefaces.redact import redact_url
 
+LIVE_KINDS = ("stream", "camera")  # sources that never end on their own: an end means lost
 STREAM_SCHEMES = ("rtsp", "rtsps", "http", "https", "udp", "tcp", "rtmp")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -113,7 +114,7 @@ class Source:
 
     def _on_session_clock(self, frames: Iterator[Frame], first: Frame) -> Iterator[Frame]:
         """Renumber and restamp this opening's frames on the session's one clock."""
-        stamped_on_arrival = self.info.kind in ("stream", "camera")
+        stamped_on_arrival = self.info.kind in LIVE_KINDS
         offset = 0.0
         if self._last_time is not None and not stamped_on_arrival:
             offset = self._last_time + 1.0 / (self.info.fps or 30.0) - first.timestamp
@@ -155,11 +156,6 @@ def _chain(first: Frame, rest: Iterator[Frame]) -> Iterator[Frame]:
             close()
 
 
-def mask_credentials(url: str) -> str:
-    """The URL with its credentials and secret query values masked, to be shown and logged."""
-    return redact_url(url)
-
-
 def _lower_scheme(url: str) -> str:
     """URL schemes are case-insensitive, FFmpeg's protocol names are not: `RTSP://` -> `rtsp://`."""
     scheme, _, rest = url.partition("://")
@@ -184,12 +180,12 @@ def open_source(spec: str, settings: CaptureSettings | None = None) -> Source:
     if scheme:
         if scheme.group(1).lower() not in STREAM_SCHEMES:
             raise SourceError(
-                f"{mask_credentials(spec)}: unknown scheme {scheme.group(1)!r} "
+                f"{redact_url(spec)}: unknown scheme {scheme.group(1)!r} "
                 f"(use one of {', '.join(STREAM_SCHEMES)}, a file, a folder, a camera index or 'demo')"
             )
         live = settings.live if settings.live is not None else True
         url = _lower_scheme(spec)
-        info = SourceInfo(mask_credentials(spec), "stream", live=live)
+        info = SourceInfo(redact_url(spec), "stream", live=live)
         return Source(info, lambda source: _read_av(url, settings, source, stream=True), paced=False)
     path = Path(spec)
     if not path.exists():

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from livefaces.runtime.threaded import CameraSummary
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-LIVE_KINDS = ("stream", "camera")
 MAX_SKIPPED_SHOWN = 20
 
 
@@ -104,6 +103,8 @@ def report(console: Console, outcome: SessionOutcome, interrupts: Interrupts) ->
 def _camera_head(
     camera: OpenCamera, summary: CameraSummary, aborted: bool, interrupts: Interrupts
 ) -> tuple[int, str]:
+    from livefaces.capture import LIVE_KINDS
+
     info = camera.info
     code, head = EXIT_OK, f"done: {summary.frames} frames"
     if summary.error is not None and summary.error_stage == "capture":

@@ -3,7 +3,7 @@
 Without a display, OpenCV's Qt backend aborts the whole process at the first window call, so
 `display_available()` decides in a child process before this process touches a window.
 `TiledWindow` shows many cameras in one window from the main thread (Qt's GUI must be driven
-from one thread); `WindowSink` is the single-pipeline window.
+from one thread); every camera's frames reach it through a `TileBoard`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import cv2
 import numpy as np
 
 from livefaces import native_logs
-from livefaces.frames import AnnotatedFrame
 from livefaces.tiles import CANVAS_SIZE, TileBoard, compose_tiles
 
 QUIT_KEYS = (ord("q"), ord("Q"), 27)
@@ -151,29 +150,4 @@ class TiledWindow:
 
     def close(self) -> None:
         """Close the window (idempotent); call it from the same thread as `pump`."""
-        self._window.close()
-
-
-class WindowSink:
-    """Shows each annotated frame; q, Esc or closing the window sets `stop`."""
-
-    needs_canvas = True
-
-    def __init__(self, title: str, stop: threading.Event) -> None:
-        self.title = title
-        self._window = _Window(title, stop)
-
-    @property
-    def frames_shown(self) -> int:
-        return self._window.frames_shown
-
-    def write(self, item: AnnotatedFrame, canvas: np.ndarray | None) -> None:
-        if canvas is None:
-            raise ValueError("the window needs the annotated image")
-        self._window.show(canvas)
-
-    def summary(self) -> None:
-        """A window writes nothing."""
-
-    def close(self) -> None:
         self._window.close()

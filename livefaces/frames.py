@@ -29,20 +29,6 @@ class Frame:
     name: str | None = None
 
 
-@dataclass(frozen=True)
-class AnnotatedFrame:
-    """A frame with the faces to show on it.
-
-    fresh: the faces were detected on this very frame (not reused from an earlier one).
-    detected_index: the index of the frame the faces were detected on.
-    """
-
-    frame: Frame
-    detections: Detections
-    fresh: bool
-    detected_index: int
-
-
 @dataclass(frozen=True, eq=False)
 class FrameResult:
     """What every output of a camera receives for one frame: a plain value.

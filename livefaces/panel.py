@@ -18,7 +18,6 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from livefaces.capture import SourceInfo
 from livefaces.runtime.detector_service import ServiceLoad
 from livefaces.runtime.status import ONLINE, CameraStatus, SessionStatus
 from livefaces.stats import StatsSnapshot
@@ -54,17 +53,12 @@ def _progress(frame_count: int | None, live: bool, snap: StatsSnapshot) -> str |
     return text
 
 
-def progress_text(info: SourceInfo, snap: StatsSnapshot) -> str | None:
-    """Progress such as `120/275 frames  44%  elapsed 0:04  ETA 0:05`, for sources of known length.
+def camera_progress_text(camera: CameraStatus) -> str | None:
+    """Progress such as `120/275 frames  44%  elapsed 0:04  ETA 0:05`, for cameras of known length.
 
     The ETA comes from the average rate of the whole run so far, and is left out until a
-    second of work stands behind it. None for live sources and sources of unknown length.
+    second of work stands behind it. None for live cameras and sources of unknown length.
     """
-    return _progress(info.frame_count, info.live, snap)
-
-
-def camera_progress_text(camera: CameraStatus) -> str | None:
-    """`progress_text` for one camera of a session (None when live or of unknown length)."""
     return _progress(camera.frame_count, camera.live, camera.stats)
 
 
@@ -73,21 +67,6 @@ def _resolution(size: tuple[int, int] | None, fps: float | None, short: bool = F
     if not fps:
         return text
     return f"{text} @ {fps:.4g}" if short else f"{text} @ {fps:.2f} fps"
-
-
-def _camera_from_info(info: SourceInfo, snap: StatsSnapshot) -> CameraStatus:
-    """A single-pipeline source as a session camera, so the old entry points share the new layout."""
-    return CameraStatus(
-        name=info.name,
-        source=info.name,
-        kind=info.kind,
-        live=info.live,
-        state=ONLINE,
-        size=info.size,
-        fps=info.fps,
-        frame_count=info.frame_count,
-        stats=snap,
-    )
 
 
 def _progress_bar(camera: CameraStatus) -> ProgressBar | None:
@@ -214,11 +193,6 @@ def render_session(status: SessionStatus) -> RenderableType:
     return _overview(status)
 
 
-def render_panel(info: SourceInfo, snap: StatsSnapshot, device: str) -> RenderableType:
-    """The single-pipeline panel (kept for the single-source CLI): `render_session` of one camera."""
-    return _detail(_camera_from_info(info, snap), device, None)
-
-
 def _camera_line(camera: CameraStatus, prefix: str, with_state: bool) -> str:
     snap = camera.stats
     progress = camera_progress_text(camera)
@@ -235,11 +209,6 @@ def _camera_line(camera: CameraStatus, prefix: str, with_state: bool) -> str:
         f"corrupt={snap.corrupt} faces={snap.faces}"
     )
     return line + (f" error={camera.error}" if camera.error else "")
-
-
-def render_line(info: SourceInfo, snap: StatsSnapshot) -> str:
-    """The same health as one plain line, for logs."""
-    return _camera_line(_camera_from_info(info, snap), PREFIX, with_state=False)
 
 
 def render_session_lines(status: SessionStatus) -> list[str]:
@@ -319,20 +288,3 @@ class SessionReporter:
     def _print_lines(self) -> None:
         while not self._done.wait(self._plain_interval):
             self._print(self._lines())
-
-
-class StatusReporter(SessionReporter):
-    """The single-source reporter the CLI uses today: a `SessionReporter` of one camera."""
-
-    def __init__(
-        self,
-        info: SourceInfo,
-        snapshot: Callable[[], StatsSnapshot],
-        device: str,
-        console: Console,
-        plain_interval: float = 5.0,
-    ) -> None:
-        def status() -> SessionStatus:
-            return SessionStatus((_camera_from_info(info, snapshot()),), device, None)
-
-        super().__init__(status, console, plain_interval)

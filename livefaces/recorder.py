@@ -28,7 +28,6 @@ from livefaces.frames import Frame, FrameResult
 from livefaces.tracker import TrackedFaces
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
-CONTAINER_FORMATS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".avi": "avi"}
 # The codecs offered in messages, best first; `--codec` takes any encoder FFmpeg has.
 SUGGESTED_CODECS = ("h264", "hevc", "mpeg4", "mjpeg", "libvpx-vp9", "libsvtav1")
 FINE_TIME_BASE = Fraction(1, 90000)
@@ -239,7 +238,7 @@ def check_codec(codec: str, path: Path) -> None:
     if codec_works(codec, suffix):
         return
     choices = ", ".join(c for c in SUGGESTED_CODECS if codec_works(c, suffix))
-    known = codec_works(codec, ".mkv") or any(codec_works(codec, other) for other in CONTAINER_FORMATS)
+    known = any(codec_works(codec, other) for other in VIDEO_SUFFIXES if other != suffix)
     reason = f"cannot be written to a {suffix} file" if known else "is not a video encoder available here"
     raise ValueError(f"--codec {codec}: {reason}; for {suffix} choose one of {choices}")
 

@@ -12,7 +12,7 @@ like `livefaces.MTCNN`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -24,7 +24,7 @@ from livefaces.runtime.detector_service import answer_now
 from livefaces.scheduler import ScanScheduler
 from livefaces.tracker import Tracker
 
-__all__ = ["TrackingDetector", "detect_all_downscaled", "detect_downscaled", "shrink"]
+__all__ = ["TrackingDetector", "detect_downscaled", "shrink"]
 
 
 class RefiningDetector(Protocol):
@@ -89,18 +89,6 @@ class Detector(Protocol):
 
 def detect_downscaled(detector: Detector, rgb: np.ndarray, width: int | None) -> Detections:
     """Faces on `rgb`, detected on a copy shrunk to `width` when it is wider, mapped back."""
-    return detect_all_downscaled(detector, [rgb], width)[0]
-
-
-def detect_all_downscaled(
-    detector: Detector, rgbs: Sequence[np.ndarray], width: int | None
-) -> list[Detections]:
-    """`detect_downscaled` for several images, in one `detect_batch` call when the detector has one."""
-    shrunk = [shrink(rgb, width) for rgb in rgbs]
-    images = [image for image, _ in shrunk]
-    batch_call = getattr(detector, "detect_batch", None)
-    found = batch_call(images) if len(images) > 1 and batch_call else [detector.detect(i) for i in images]
-    return [
-        result if factors == (1.0, 1.0) else result.scaled(*factors)
-        for result, (_, factors) in zip(found, shrunk)
-    ]
+    small, factors = shrink(rgb, width)
+    found = detector.detect(small)
+    return found if factors == (1.0, 1.0) else found.scaled(*factors)

@@ -3,15 +3,13 @@ read back through livefaces' RTSP source. Skipped where GStreamer's Python bindi
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
 from pathlib import Path
 
 import av
 import numpy as np
 
 from livefaces.capture import CaptureSettings, open_source
-from tests.test_rtsp import SERVER, _stop, _wait_ready, free_port, gst_python  # noqa: F401
+from tests.test_rtsp import StartServer, gst_python, start_rtsp_server  # noqa: F401
 
 SIZE = (160, 120)
 FPS = 15
@@ -31,26 +29,18 @@ def write_clip(path: Path, level: int) -> Path:
     return path
 
 
-def test_two_files_at_their_own_mounts_play_to_their_end(gst_python: str, tmp_path: Path) -> None:  # noqa: F811
+def test_two_files_at_their_own_mounts_play_to_their_end(
+    start_rtsp_server: StartServer,  # noqa: F811
+    tmp_path: Path,
+) -> None:
     dark, light = write_clip(tmp_path / "dark.mp4", 40), write_clip(tmp_path / "light.mp4", 200)
-    port = free_port()
-    log = tmp_path / "server.log"
     args = ["--file", str(dark), "--mount", "/dark", "--file", str(light), "--mount", "light"]
-    with contextlib.ExitStack() as stack, log.open("w") as errors:
-        server = subprocess.Popen(
-            [gst_python, str(SERVER), "--port", str(port), *args],
-            stdout=subprocess.PIPE,
-            stderr=errors,
-            text=True,
-        )
-        stack.callback(_stop, server)
-        _wait_ready(server, log)
-        for mount, level in (("dark", 40), ("light", 200)):
-            source = open_source(
-                f"rtsp://127.0.0.1:{port}/{mount}", CaptureSettings(open_timeout=5, read_timeout=5)
-            )
-            frames = list(source.frames())  # the stream ends with the file
-            assert 0 < len(frames) <= FRAMES
-            assert all(frame.image.shape == (SIZE[1], SIZE[0], 3) for frame in frames)
-            assert abs(float(frames[-1].image.mean()) - level) < 8
-            assert source.info.fps == FPS
+    url, _ = start_rtsp_server(*args)
+    base = url.rsplit("/", 1)[0]
+    for mount, level in (("dark", 40), ("light", 200)):
+        source = open_source(f"{base}/{mount}", CaptureSettings(open_timeout=5, read_timeout=5))
+        frames = list(source.frames())  # the stream ends with the file
+        assert 0 < len(frames) <= FRAMES
+        assert all(frame.image.shape == (SIZE[1], SIZE[0], 3) for frame in frames)
+        assert abs(float(frames[-1].image.mean()) - level) < 8
+        assert source.info.fps == FPS

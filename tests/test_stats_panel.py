@@ -8,18 +8,31 @@ import pytest
 from rich.console import Console
 
 from livefaces.capture import SourceInfo
-from livefaces.panel import (
-    SessionReporter,
-    StatusReporter,
-    progress_text,
-    render_line,
-    render_panel,
-    render_session,
-    render_session_lines,
-)
+from livefaces.panel import SessionReporter, camera_progress_text, render_session, render_session_lines
 from livefaces.runtime.detector_service import ServiceLoad
 from livefaces.runtime.status import CameraStatus, SessionStatus
 from livefaces.stats import PipelineStats, RateMeter, RollingMedian, StatsSnapshot
+
+
+def one_camera(info: SourceInfo, snap: StatsSnapshot, device: str = "/CPU:0") -> SessionStatus:
+    """A session of the single source `info`, online, with these figures."""
+    camera = CameraStatus(
+        name=info.name,
+        source=info.name,
+        kind=info.kind,
+        live=info.live,
+        state="online",
+        size=info.size,
+        fps=info.fps,
+        frame_count=info.frame_count,
+        stats=snap,
+    )
+    return SessionStatus((camera,), device, None)
+
+
+def line(info: SourceInfo, snap: StatsSnapshot) -> str:
+    [only] = render_session_lines(one_camera(info, snap))
+    return only
 
 
 class FakeClock:
@@ -102,10 +115,12 @@ def test_progress_shows_counts_percent_elapsed_and_eta() -> None:
     for _ in range(100):
         stats.displayed_frame(0.001, 0.01, faces=1, queue_depth=0)
     clock.now += 10.0
-    assert progress_text(info, stats.snapshot()) == "100/300 frames   33%  elapsed 0:10  ETA 0:20"
+    [camera] = one_camera(info, stats.snapshot()).cameras
+    assert camera_progress_text(camera) == "100/300 frames   33%  elapsed 0:10  ETA 0:20"
     live = SourceInfo("rtsp://cam/x", "stream", live=True)
-    assert progress_text(live, stats.snapshot()) is None
-    assert "up 0:10" in render_line(live, stats.snapshot())
+    [camera] = one_camera(live, stats.snapshot()).cameras
+    assert camera_progress_text(camera) is None
+    assert "up 0:10" in line(live, stats.snapshot())
 
 
 def test_panel_shows_uptime_and_no_rate_before_there_is_data() -> None:
@@ -116,11 +131,11 @@ def test_panel_shows_uptime_and_no_rate_before_there_is_data() -> None:
     clock.now += 3725.0
     info = SourceInfo("rtsp://cam/x", "stream", live=True)
     console = Console(file=io.StringIO(), width=100, force_terminal=False, color_system=None)
-    console.print(render_panel(info, stats.snapshot(), "/CPU:0"))
+    console.print(render_session(one_camera(info, stats.snapshot())))
     text = console.file.getvalue()
     assert "uptime" in text and "1:02:05" in text
     assert "display     -" in text
-    assert "display=-" in render_line(info, stats.snapshot())
+    assert "display=-" in line(info, stats.snapshot())
 
 
 def sample() -> tuple[SourceInfo, PipelineStats]:
@@ -139,7 +154,7 @@ def sample() -> tuple[SourceInfo, PipelineStats]:
 def test_panel_shows_health_and_progress() -> None:
     info, stats = sample()
     console = Console(file=io.StringIO(), width=100, force_terminal=False, color_system=None)
-    console.print(render_panel(info, stats.snapshot(), "/CPU:0"))
+    console.print(render_session(one_camera(info, stats.snapshot())))
     text = console.file.getvalue()
     for needle in (
         "rtsp://***@cam/stream",
@@ -155,9 +170,9 @@ def test_panel_shows_health_and_progress() -> None:
 
 def test_plain_line_and_reporter_off_a_terminal() -> None:
     info, stats = sample()
-    assert "frames=31" in render_line(info, stats.snapshot())
+    assert "frames=31" in line(info, stats.snapshot())
     console = Console(file=io.StringIO(), width=300, force_terminal=False)
-    reporter = StatusReporter(info, stats.snapshot, "/CPU:0", console, plain_interval=3600)
+    reporter = SessionReporter(lambda: one_camera(info, stats.snapshot()), console, plain_interval=3600)
     reporter.start()
     reporter.start()
     reporter.stop()

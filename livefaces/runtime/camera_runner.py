@@ -173,10 +173,6 @@ class CameraRunner:
         self._snapshot = update.snapshot
         self._events += track_events(self.camera, update.births, update.ends, self._wall_clock())
 
-    def forget(self, seq: int) -> None:
-        """Drop the record of a request that will never be answered (its frame was abandoned)."""
-        self._asked.pop(seq, None)
-
     def result(self, frame: Frame) -> FrameResult:
         """`frame` with its faces and the events raised since the previous result."""
         events, self._events = tuple(self._events), []

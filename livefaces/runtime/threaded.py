@@ -30,7 +30,7 @@ from typing import Protocol
 import numpy as np
 
 from livefaces import overlay
-from livefaces.capture import Source, SourceError
+from livefaces.capture import LIVE_KINDS, Source, SourceError
 from livefaces.channels import Closed, FrameChannel
 from livefaces.frames import Frame, FrameResult
 from livefaces.runtime import status as states
@@ -52,7 +52,6 @@ JOIN_SECONDS = 5.0
 LIVE_REPLY_POLL = 0.005  # live: how often a camera waiting for frames checks for the detector's answer
 EXACT_IN_FLIGHT = 4  # exact mode: frames asked ahead, so detection overlaps decoding and encoding
 ENDED_BY_SOURCE, ENDED_BY_LIMIT, ENDED_BY_STOP, ENDED_BY_ERROR = "source", "limit", "stop", "error"
-LIVE_KINDS = ("camera", "stream")
 
 
 class Sink(Protocol):
@@ -211,7 +210,7 @@ class CameraWorker:
 
     # The reader: source -> frames channel.
     def _read(self) -> None:
-        frames = self.setup.frames if self.setup.frames is not None else None
+        frames = self.setup.frames
         error: BaseException | None = None
         try:
             frames = frames if frames is not None else self.setup.source.frames()
