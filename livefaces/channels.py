@@ -31,7 +31,9 @@ class FrameChannel(Generic[T]):
     """A bounded FIFO between one producer and one consumer.
 
     lossless=True: `put` waits while the channel is full (until `stop` is set).
-    lossless=False: `put` never waits; when full the oldest item is dropped and `on_drop` called.
+    lossless=False: `put` never waits; when full the oldest droppable item is dropped and `on_drop`
+    called. `droppable` tells which items may go (default: all); an item that must arrive (one
+    carrying events) is kept even when that leaves the channel over capacity for a moment.
     """
 
     def __init__(
@@ -40,6 +42,7 @@ class FrameChannel(Generic[T]):
         lossless: bool,
         stop: threading.Event,
         on_drop: Callable[[], None] | None = None,
+        droppable: Callable[[T], bool] | None = None,
     ) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
@@ -47,6 +50,7 @@ class FrameChannel(Generic[T]):
         self.lossless = lossless
         self._stop = stop
         self._on_drop = on_drop or (lambda: None)
+        self._droppable = droppable or (lambda item: True)
         self._items: deque[T] = deque()
         self._closed: Closed | None = None
         self._cond = threading.Condition()
@@ -63,11 +67,17 @@ class FrameChannel(Generic[T]):
                     return False
                 self._cond.wait(POLL_SECONDS)
             if len(self._items) >= self.capacity:
-                self._items.popleft()
-                self._on_drop()
+                self._drop_oldest()
             self._items.append(item)
             self._cond.notify_all()
             return True
+
+    def _drop_oldest(self) -> None:
+        for position, queued in enumerate(self._items):
+            if self._droppable(queued):
+                del self._items[position]
+                self._on_drop()
+                return
 
     def close(self, error: BaseException | None = None) -> None:
         """No more items will come; the consumer gets `Closed(error)` after the last one."""
@@ -92,6 +102,21 @@ class FrameChannel(Generic[T]):
             item = self._items.popleft()
             self._cond.notify_all()
             return item
+
+    def drain(self, seconds: float) -> list[T]:
+        """After a stop: what the producer still hands over until it closes the channel, waiting
+        at most `seconds` in all (a producer finishing up after a stop is not kept waiting for)."""
+        deadline = time.monotonic() + seconds
+        taken: list[T] = []
+        with self._cond:
+            while True:
+                taken.extend(self._items)
+                self._items.clear()
+                self._cond.notify_all()
+                wait = deadline - time.monotonic()
+                if self._closed is not None or wait <= 0:
+                    return taken
+                self._cond.wait(min(wait, POLL_SECONDS))
 
     def poll(self) -> T | Closed | None:
         """Like `get` but never waits: None when nothing is there yet."""

@@ -49,3 +49,12 @@ class FrameResult:
     @property
     def detections(self) -> Detections:
         return self.faces.detections
+
+
+@dataclass(frozen=True)
+class EventNotice:
+    """Events of one camera that belong to no frame: its stream went down or came back, its tracks
+    were ended at a drop or at the end of the run. Outputs get them through `on_events`."""
+
+    camera: str
+    events: tuple[Event, ...]

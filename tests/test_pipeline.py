@@ -286,3 +286,44 @@ def test_max_frames_bounds_a_camera() -> None:
     sink = Collector()
     summary = run_camera(open_source("demo"), NoFaces(), [sink], limits=CameraLimits(max_frames=7))
     assert summary.ended_by == "limit" and summary.frames == len(sink.items) == 7
+
+
+class EventCollector(Collector):
+    """Records the order of writes and events, as an event output sees them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log: list[tuple] = []
+
+    def write(self, item, canvas) -> None:
+        super().write(item, canvas)
+        self.log.append(("frame", item.frame.index))
+
+    def on_events(self, events) -> None:
+        self.log += [(event.kind, getattr(event, "reason", None)) for event in events]
+
+
+def test_events_reach_outputs_after_their_frame_and_open_tracks_end_with_the_run() -> None:
+    """A face seen on every frame of a file: it is confirmed on its third measured frame (the
+    face_appeared right after that frame's write) and ends with the source (face_left,
+    "source_ended"), delivered after the last frame."""
+    sink = EventCollector()
+    settings = RunnerSettings(tracking=True, live=False, detect_every=1)
+    summary = run_camera(NumberedSource(6, live=False), OneFace(), [sink], settings)
+    frames = [entry for entry in sink.log if entry[0] == "frame"]
+    assert frames == [("frame", k) for k in range(6)]
+    appeared = sink.log.index(("face_appeared", None))
+    assert sink.log[appeared - 1] == ("frame", 2)
+    assert sink.log[-1] == ("face_left", "source_ended")
+    assert summary.ended_by == "source"
+
+
+def test_a_live_channel_never_drops_an_item_that_must_arrive() -> None:
+    dropped = []
+    channel = FrameChannel(
+        2, False, threading.Event(), lambda: dropped.append(1), droppable=lambda v: v % 2 == 0
+    )
+    for value in (1, 3, 4, 5, 6):
+        channel.put(value)
+    assert [channel.poll() for _ in range(4)] == [1, 3, 5, 6]
+    assert len(dropped) == 1

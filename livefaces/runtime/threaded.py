@@ -32,7 +32,8 @@ import numpy as np
 from livefaces import overlay
 from livefaces.capture import LIVE_KINDS, Source, SourceError
 from livefaces.channels import Closed, FrameChannel
-from livefaces.frames import Frame, FrameResult
+from livefaces.events import Event
+from livefaces.frames import EventNotice, Frame, FrameResult
 from livefaces.runtime import status as states
 from livefaces.runtime.camera_runner import CameraRunner, DetectorFailed, RunnerSettings
 from livefaces.runtime.detector_service import (
@@ -49,6 +50,8 @@ from livefaces.tracker import Tracker
 
 POLL_SECONDS = 0.1
 JOIN_SECONDS = 5.0
+DRAIN_SECONDS = 1.0  # after a stop, how long the writer waits for the runner's last events
+END_REASONS = {"stop": "stopped", "limit": "stopped", "source": "source_ended", "error": "error"}
 LIVE_REPLY_POLL = 0.005  # live: how often a camera waiting for frames checks for the detector's answer
 EXACT_IN_FLIGHT = 4  # exact mode: frames asked ahead, so detection overlaps decoding and encoding
 ENDED_BY_SOURCE, ENDED_BY_LIMIT, ENDED_BY_STOP, ENDED_BY_ERROR = "source", "limit", "stop", "error"
@@ -58,6 +61,8 @@ class Sink(Protocol):
     """An output of one camera: a window tile, a recorder, a JSON log...
 
     render: the image it wants with each result: "annotated", "raw", or None (no image).
+    An output that wants events defines `on_events(events)`: the writer calls it with every event
+    of the camera, in order, each frame's events right after that frame's `write`.
     """
 
     render: str | None
@@ -136,9 +141,10 @@ class CameraWorker:
         self._mailbox: Mailbox = service.connect(self.name)
         size, stop = setup.queue_size, self.stop
         self._frames: FrameChannel[Frame] = FrameChannel(size, self.lossless, stop, stats.dropped_frame)
-        self._results: FrameChannel[FrameResult] = FrameChannel(
-            size, self.lossless, stop, stats.dropped_frame
+        self._results: FrameChannel[FrameResult | EventNotice] = FrameChannel(
+            size, self.lossless, stop, stats.dropped_frame, droppable=_without_events
         )
+        self._last_time: float | None = None  # the runner's: source time of the last result
         self._ended_by = ENDED_BY_SOURCE
         self._error: tuple[str, str] | None = None
         self._written = 0
@@ -251,7 +257,16 @@ class CameraWorker:
             self._fail("detector" if isinstance(exc, DetectorFailed) else "runner", exc)
         finally:
             self._service.disconnect(self.name)
+            self._end_tracks(ENDED_BY_STOP if self.stop.is_set() else self._ended_by)
             self._results.close(error)
+
+    def _end_tracks(self, reason: str) -> None:
+        """Close every open track with a face_left event (why: `reason`), as a frameless notice."""
+        if self._last_time is None:
+            return
+        events = self.setup.runner.end_tracks(self._last_time, END_REASONS[reason])
+        if events:
+            self._results.put(EventNotice(self.name, events))
 
     def _run_live(self) -> None:
         """Every frame is passed on at once with the faces as they stand; whenever this camera
@@ -334,6 +349,7 @@ class CameraWorker:
             self.stats.detect_every = self.setup.runner.cadence
 
     def _pass_on(self, result: FrameResult) -> None:
+        self._last_time = result.frame.timestamp
         self._results.put(result)
 
     # The writer: results -> outputs.
@@ -341,8 +357,16 @@ class CameraWorker:
         try:
             while True:
                 result = self._results.get()
-                if result is None or isinstance(result, Closed):
+                if result is None:  # stopped: still hand over the runner's last events
+                    for item in self._results.drain(DRAIN_SECONDS):
+                        if isinstance(item, EventNotice):
+                            self._hand_events(item.events)
                     break
+                if isinstance(result, Closed):
+                    break
+                if isinstance(result, EventNotice):
+                    self._hand_events(result.events)
+                    continue
                 started = time.perf_counter()
                 self._render_and_write(result)
                 self._written += 1
@@ -376,6 +400,15 @@ class CameraWorker:
                     images[profile] = overlay.render(result.frame.image, result.detections, profile)
                 image = images[profile]
             sink.write(result, image)
+        self._hand_events(result.events)
+
+    def _hand_events(self, events: tuple[Event, ...]) -> None:
+        if not events:
+            return
+        for sink in self.setup.sinks:
+            on_events = getattr(sink, "on_events", None)
+            if on_events is not None:
+                on_events(events)
 
     def _close_sinks(self) -> None:
         failures = []
@@ -386,6 +419,11 @@ class CameraWorker:
                 failures.append(f"{type(sink).__name__}: {error}")
         if failures:
             self._fail("outputs", "; ".join(failures))
+
+
+def _without_events(item: FrameResult | EventNotice) -> bool:
+    """Whether a live camera may drop this result to keep up: only if it carries no event."""
+    return isinstance(item, FrameResult) and not item.events
 
 
 @dataclass(frozen=True)
