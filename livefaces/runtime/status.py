@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from livefaces.runtime.detector_service import ServiceLoad
 from livefaces.stats import StatsSnapshot
 
-CONNECTING, ONLINE, ENDED = "connecting", "online", "ended"
+CONNECTING, ONLINE, RECONNECTING, ENDED = "connecting", "online", "reconnecting", "ended"
 LOST, STOPPED, FAILED = "lost", "stopped", "failed"
 
 
@@ -25,6 +25,9 @@ class CameraStatus:
     state: connecting | online | ended (the source finished) | lost (a live source went away) |
     stopped (asked to stop) | failed. size, fps, frame_count: as the source reports them, None
     while unknown. stats: counters and rates of this camera's pipeline. error: the last error.
+    reconnects: reconnections that succeeded in this run; stalls: times the stream stopped giving
+    frames; attempt: the reconnection being tried now (0 when online); next_try_in: seconds until
+    that attempt, while waiting for it.
     """
 
     name: str
@@ -37,6 +40,10 @@ class CameraStatus:
     frame_count: int | None
     stats: StatsSnapshot
     error: str | None = None
+    reconnects: int = 0
+    stalls: int = 0
+    attempt: int = 0
+    next_try_in: float | None = None
 
 
 @dataclass(frozen=True)
