@@ -327,3 +327,34 @@ def test_a_live_channel_never_drops_an_item_that_must_arrive() -> None:
         channel.put(value)
     assert [channel.poll() for _ in range(4)] == [1, 3, 5, 6]
     assert len(dropped) == 1
+
+
+def test_recordings_keep_the_colours_of_the_frames(tmp_path: Path) -> None:
+    """Colour blocks survive the BGR -> YUV conversion and encoding, in both recorder paths
+    (OpenCV's I420 for H.264, FFmpeg's converter for MJPEG's full-range yuvj420p)."""
+    import av
+
+    image = np.zeros((96, 128, 3), np.uint8)
+    colours = [(0, 0, 255), (0, 255, 0), (255, 0, 0), (40, 160, 220)]
+    for k, colour in enumerate(colours):
+        image[:, 32 * k : 32 * (k + 1)] = colour
+    for codec, suffix in (("h264", ".mp4"), ("mjpeg", ".avi")):
+        out = tmp_path / f"colours{suffix}"
+        recorder = VideoRecorder(out, fps=30, codec=codec)
+        for index in range(3):
+            frame = Frame(index, index / 30, 0.0, image)
+            recorder.write(_result(frame), image)
+        recorder.close()
+        with av.open(str(out)) as container:
+            decoded = next(container.decode(video=0)).to_ndarray(format="bgr24")
+        for k, colour in enumerate(colours):
+            block = decoded[16:80, 32 * k + 8 : 32 * (k + 1) - 8].reshape(-1, 3).mean(axis=0)
+            assert np.abs(block - colour).max() < 8, (codec, colour, block)
+
+
+def _result(frame: Frame):
+    from livefaces.frames import FrameResult
+    from livefaces.tracker import TrackedFaces
+
+    faces = TrackedFaces(Detections.empty(), np.zeros(0, bool), np.zeros(0, bool))
+    return FrameResult("colours", frame, faces, True)
