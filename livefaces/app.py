@@ -8,6 +8,7 @@ pumped on this thread and the status panel on stderr.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Iterator
@@ -100,6 +101,8 @@ def check_outputs(config: RunConfig, camera: str, source_kind: str) -> None:
     from livefaces.recorder import VIDEO_SUFFIXES, check_codec
 
     output = config.output_for(camera)
+    if output is not None and source_kind == "images" and config.segment_time is not None:
+        raise BadInput("--segment-time: cuts video recordings; an image source writes a folder of images")
     if output is not None and source_kind == "images":
         if output.exists() and not output.is_dir():
             raise BadInput(f"{output}: for image sources --output must be a folder")
@@ -141,7 +144,6 @@ def _runner_settings(camera: OpenCamera, cameras: int) -> RunnerSettings:
 
 def _sinks(config: RunConfig, camera: OpenCamera, board: TileBoard | None) -> list[Sink]:
     """The camera's outputs: its window tile, annotated video or images, JSON Lines."""
-    from livefaces.recorder import VideoRecorder
     from livefaces.sinks import ImageFolderSink, JsonLinesSink
     from livefaces.tiles import TileSink
 
@@ -153,15 +155,33 @@ def _sinks(config: RunConfig, camera: OpenCamera, board: TileBoard | None) -> li
     if output is not None and info.kind == "images":
         sinks.append(ImageFolderSink(output, info.path))
     elif output is not None:
-        audio = info.path if info.kind == "file" else None
-        recorder = VideoRecorder(
-            output, info.fps, config.codec, config.crf, config.preset, audio_from=audio, crash_safe=info.live
-        )
-        sinks.append(recorder)
+        sinks.append(_recorder(config, output, info))
     json_path = config.json_for(name)
     if json_path:
         sinks.append(JsonLinesSink(json_path))
     return sinks
+
+
+def _recorder(config: RunConfig, output: Path, info: SourceInfo) -> Sink:
+    """The camera's video output: one file, or segments when asked for (or named by {start})."""
+    from livefaces.recorder import VideoRecorder
+    from livefaces.segments import START, SegmentedRecorder
+
+    segmented = config.segment_time is not None
+    audio = info.path if info.kind == "file" and not segmented else None
+    make = functools.partial(
+        VideoRecorder,
+        fps=info.fps,
+        codec=config.codec,
+        crf=config.crf,
+        preset=config.preset,
+        audio_from=audio,
+        crash_safe=info.live,
+        rebase=segmented,
+    )
+    if segmented or START in output.name:
+        return SegmentedRecorder(output, make, config.segment_time)
+    return make(output)
 
 
 @dataclass(frozen=True)

@@ -441,6 +441,13 @@ class RunConfig:
         Choice(("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow")),
         "encoder speed of the recording (x264/x265): faster presets cost less CPU and make larger files",
     )
+    segment_time: float | None = option(
+        None,
+        Number(1.0),
+        "start a new recording file every S seconds of video; file names get the start time "
+        "where the output pattern has {start} (else before the suffix)",
+        metavar="S",
+    )
     config_path: Path | None = None
 
     def output_for(self, camera: str) -> Path | None:

@@ -48,6 +48,8 @@ CRASH_SAFE_GOP_SECONDS = 1.0  # a keyframe every second, so every fragment can s
 class VideoRecorder:
     """A sink that writes annotated frames to a video file (mp4, mkv, mov or avi).
 
+    rebase: the file's time starts at 0 with its first frame (segments) instead of keeping the
+    source's timestamps.
     crash_safe: for live recordings: fragmented MP4 / short Matroska clusters flushed as they
     complete, and a keyframe every second, so a hard kill loses at most about 2 s and the rest
     plays. File-to-file jobs keep the ordinary MP4 users expect.
@@ -64,8 +66,10 @@ class VideoRecorder:
         preset: str = "veryfast",
         audio_from: Path | None = None,
         crash_safe: bool = False,
+        rebase: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.rebase = rebase
         if self.path.suffix.lower() not in VIDEO_SUFFIXES:
             raise ValueError(f"{self.path}: the output must end in one of {', '.join(VIDEO_SUFFIXES)}")
         self.fps = fps or 30.0
@@ -85,6 +89,7 @@ class VideoRecorder:
         self._last_pts = -1
         self._last_time = 0.0
         self._first_time = 0.0
+        self._origin = 0.0
         self._time_base = FINE_TIME_BASE
 
     def write(self, item: FrameResult, canvas: np.ndarray | None) -> None:
@@ -95,8 +100,9 @@ class VideoRecorder:
             self._open(canvas.shape[1], canvas.shape[0])
         assert self._container is not None and self._video is not None
         if self.frames_written == 0:
-            self._first_time = item.frame.timestamp
-        pts = max(round(item.frame.timestamp / self._time_base), self._last_pts + 1)
+            self._origin = item.frame.timestamp if self.rebase else 0.0
+            self._first_time = item.frame.timestamp - self._origin
+        pts = max(round((item.frame.timestamp - self._origin) / self._time_base), self._last_pts + 1)
         self._last_pts = pts
         self._last_time = float(pts * self._time_base)
         frame = self._video_frame(self._even(canvas))
