@@ -117,6 +117,11 @@ class SnapshotSink:
         self._best: dict[int, _Best] = {}  # per open track (tentative ones included)
         self._started: dict[int, float] = {}  # announced tracks: their face_appeared wall time
 
+    @property
+    def crops_held(self) -> int:
+        """Crops kept for open tracks: all this output holds in memory (one small crop a track)."""
+        return len(self._best)
+
     def write(self, result: FrameResult, image: np.ndarray | None) -> None:
         if image is None:
             raise ValueError("the snapshot output needs the raw image")
