@@ -114,3 +114,27 @@ def test_standard_output(capsys: pytest.CaptureFixture[str]) -> None:
     assert printed == [event.to_dict()]
     assert printed[0]["wall_time"] == "2024-05-01T12:00:00.250+00:00" and printed[0]["snapshots"] == []
     assert sink.summary() == "standard output: 1 events"
+
+
+def test_a_reopen_that_fails_keeps_the_old_file(tmp_path: Path) -> None:
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    path = folder / "events.jsonl"
+    log = EventLog(str(path))
+    log.write([{"n": 1}])
+    path.rename(tmp_path / "events.jsonl.1")
+    folder.rmdir()  # nowhere to open the path again
+    with pytest.raises(OSError):
+        log.reopen()
+    log.write([{"n": 2}])
+    assert lines_of(tmp_path / "events.jsonl.1") == [{"n": 1}, {"n": 2}]
+
+
+def test_events_that_cannot_be_written_are_counted(tmp_path: Path) -> None:
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full")
+    sink = EventsSink(EventLog("/dev/full"))
+    sink.on_events([StreamDown(camera="b", source_time=1.0, wall_time=WALL, reason="stall", attempt=1)])
+    assert sink.events_written == 0 and sink.failed == 1
+    assert sink.summary() == "/dev/full: 0 events, 1 could not be written (No space left on device)"
+    sink.close()  # the refused bytes are not raised again

@@ -10,6 +10,7 @@ camera's output: it writes every event it is given through the shared log.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import threading
@@ -55,15 +56,17 @@ class EventLog:
             self.lines_written += len(lines)
 
     def reopen(self) -> None:
-        """Close the file and open its path again (after logrotate moved it); safe from any thread.
+        """Open the path again and close the old file (after logrotate moved it); safe from any
+        thread. If the path cannot be opened, the old file stays in use and the OSError is raised.
         Standard output stays as it is."""
         if self.path == STDOUT:
             return
         with self._lock:
             if self._stream is None:
                 return
-            self._stream.close()
-            self._stream = self._open()
+            old, self._stream = self._stream, self._open()
+            with contextlib.suppress(OSError):
+                old.close()
 
     def attach(self) -> EventLog:
         """One more camera writes here."""
@@ -77,9 +80,10 @@ class EventLog:
             self._users -= 1
             if self._users > 0 or self._stream is None:
                 return
+            stream, self._stream = self._stream, None
             if self.path != STDOUT:
-                self._stream.close()
-            self._stream = None
+                with contextlib.suppress(OSError):  # what a full disk refused was counted already
+                    stream.close()
 
 
 class EventsSink:
@@ -90,14 +94,22 @@ class EventsSink:
 
     def __init__(self, log: EventLog) -> None:
         self.log = log.attach()
-        self.events_written = 0
+        self.events_written = self.failed = 0
+        self.last_error: str | None = None
         self._closed = False
 
     def write(self, result: FrameResult, image: np.ndarray | None) -> None:
         """Frames are not logged here (that is `--json`)."""
 
     def on_events(self, events: Sequence[Event]) -> None:
-        self.log.write([event.to_dict() for event in events])
+        """Write the events; a file that cannot take them (a full disk) loses them, counted, and
+        never stops the camera."""
+        try:
+            self.log.write([event.to_dict() for event in events])
+        except OSError as error:
+            self.failed += len(events)
+            self.last_error = error.strerror or str(error)
+            return
         self.events_written += len(events)
 
     def close(self) -> None:
@@ -106,4 +118,7 @@ class EventsSink:
             self.log.release()
 
     def summary(self) -> str:
-        return f"{self.log.name}: {self.events_written} events"
+        text = f"{self.log.name}: {self.events_written} events"
+        if self.failed:
+            text += f", {self.failed} could not be written ({self.last_error})"
+        return text
