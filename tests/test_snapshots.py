@@ -152,10 +152,15 @@ def test_files_past_keep_days_are_removed_and_nothing_else(tmp_path: Path) -> No
     foreign.parent.mkdir()
     foreign.write_bytes(b"mine")
     os.utime(foreign, (0, 0))
+    crashed, writing = (recent.with_name(f"{recent.stem}-{n}.jpg.part") for n in (2, 3))
+    for path, age in ((crashed, 2 * 3600), (writing, 1)):
+        path.write_bytes(b"\xff")
+        os.utime(path, (NOW - age, NOW - age))
     swept = sweep(tmp_path, NOW, keep_days=10, max_bytes=None)
     assert (swept.files, swept.bytes) == (3, 3000)
     assert not any(path.exists() for path in old) and not (tmp_path / "door" / "2024-04-01").exists()
     assert recent.exists() and foreign.exists()
+    assert not crashed.exists() and writing.exists()
 
 
 def test_over_max_disk_the_oldest_go_first(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """Old snapshots removed, oldest first: past `--keep-days`, or while the folder is over `--max-disk`.
 
 Only this app's own snapshot files are touched: JPEGs named as `livefaces.outputs.snapshots`
-names them, in the `DIR/<camera>/<date>/` layout; date folders left empty are removed. One
+names them, in the `DIR/<camera>/<date>/` layout (and their half-written `.part` leftovers of a
+crash, after an hour); date folders left empty are removed. One
 `Retention` serves every camera of a run (the disk budget is the folder's): each camera's
 snapshot output calls `maybe_sweep()` with every frame; a sweep runs at the first call and then
 once per `interval` of the clock, in the thread of the camera whose turn it is (a lock lets one
@@ -20,6 +21,7 @@ from pathlib import Path
 
 DAY = 86400.0
 INTERVAL = 60.0  # seconds of wall clock between sweeps
+LEFTOVER_SECONDS = 3600.0  # a half-written snapshot this old was left by a crash
 SNAPSHOT_NAME = re.compile(r".+_\d{8}T\d{6}\.\d{3}Z_track\d+_(face|frame|best)(-\d+)?\.jpg")
 DATE_FOLDER = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -54,9 +56,22 @@ def snapshot_files(root: Path) -> list[_Found]:
     return found
 
 
+def leftovers(root: Path, before: float) -> list[Path]:
+    """Half-written snapshots (`<name>.jpg.part`, left by a crash) last touched before `before`."""
+    found = []
+    for path in root.glob("*/*/*.jpg.part"):
+        with contextlib.suppress(OSError):
+            if SNAPSHOT_NAME.fullmatch(path.name[: -len(".part")]) and path.stat().st_mtime < before:
+                found.append(path)
+    return found
+
+
 def sweep(root: Path, now: float, keep_days: float | None, max_bytes: int | None) -> Swept:
     """Remove snapshots older than `keep_days` (by modification time against `now`, Unix seconds),
-    then the oldest ones while the rest hold more than `max_bytes`."""
+    then the oldest ones while the rest hold more than `max_bytes`; and what a crash left
+    half-written more than an hour ago."""
+    for path in leftovers(root, now - LEFTOVER_SECONDS):
+        _remove(path)
     files = snapshot_files(root)
     oldest_kept = now - keep_days * DAY if keep_days is not None else None
     total = sum(f.size for f in files)

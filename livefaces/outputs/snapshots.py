@@ -13,7 +13,8 @@ Layout: `DIR/<camera>/<YYYY-MM-DD>/<camera>_<start>_track<id>_<kind>.jpg`, with 
 `start` (the track's `face_appeared` wall time, `20240501T120000.250Z`) in UTC as the events
 are, and kind `face`, `frame` or `best`. The camera's name is made file-name safe (credentials
 masked first, in case a library caller named a camera after its URL). Files are written under a
-temporary name and renamed, so a crash never leaves half a JPEG under a snapshot's name.
+temporary name and renamed, so a crash never leaves half a JPEG under a snapshot's name (the
+retention sweep removes such leftovers after an hour).
 
 `--snapshot-limit N` caps the files of each camera to N per minute (a crowd cannot fill the
 disk): an event whose files do not fit is left without them, and the skipped files are counted
