@@ -25,9 +25,15 @@ from livefaces.runtime.camera_runner import CameraRunner, RunnerSettings
 from livefaces.runtime.threaded import CameraLimits, CameraSetup, SessionSummary, Sink
 
 if TYPE_CHECKING:
+    from livefaces.outputs.events import EventLog
+    from livefaces.outputs.retention import Retention
     from livefaces.tiles import TileBoard
 
 TRACKING_BUDGET = 0.8  # share of real time the shared detector may be planned for, over all cameras
+SNAPSHOTS_NEED_TRACKING = (
+    "--snapshots: snapshots are taken of tracked faces; files need --realtime (or --detect-every auto), "
+    "and --detect-every N turns tracking off"
+)
 
 
 class BadInput(Exception):
@@ -77,6 +83,8 @@ def _open_camera(spec: CameraSpec, config: RunConfig, named: bool) -> OpenCamera
         tracking = wants_tracking(options.detect_every, source.info.live, options.realtime)
         if tracking and source.info.kind == "images":
             raise BadInput("--detect-every auto and --realtime track faces across video frames, not images")
+        if config.snapshots and not tracking:
+            raise BadInput(SNAPSHOTS_NEED_TRACKING)
         frames = source.frames()  # reads the first frame: a bad source fails here, before any output
     except (BadInput, SourceError) as error:
         if named:
@@ -122,6 +130,22 @@ def check_outputs(config: RunConfig, camera: str, source_kind: str) -> None:
     json_path = config.json_for(camera)
     if json_path and json_path != "-":
         _check_writable(Path(json_path), "the JSON log")
+    events = config.events_for(camera)
+    if events and events != "-":
+        _check_writable(Path(events), "the events")
+    if config.snapshots:
+        _check_folder(Path(config.snapshots), "--snapshots")
+
+
+def _check_folder(folder: Path, what: str) -> None:
+    """A folder that exists and can be written, or that can be made in an existing folder."""
+    parent = folder.parent if folder.parent != Path("") else Path(".")
+    if folder.exists() and not folder.is_dir():
+        raise BadInput(f"{folder}: {what} must be a folder")
+    if not folder.exists() and not parent.is_dir():
+        raise BadInput(f"{folder}: cannot create the folder for {what}, {parent} does not exist")
+    if not os.access(folder if folder.exists() else parent, os.W_OK):
+        raise BadInput(f"{folder}: cannot write {what} there, permission denied")
 
 
 def _runner_settings(camera: OpenCamera, cameras: int) -> RunnerSettings:
@@ -142,8 +166,38 @@ def _runner_settings(camera: OpenCamera, cameras: int) -> RunnerSettings:
     )
 
 
-def _sinks(config: RunConfig, camera: OpenCamera, board: TileBoard | None) -> list[Sink]:
-    """The camera's outputs: its window tile, annotated video or images, JSON Lines."""
+class SharedOutputs:
+    """What several cameras' outputs share: the event logs (one per path; `reopen_event_logs` is
+    for SIGHUP) and the snapshot folder's retention."""
+
+    def __init__(self, config: RunConfig) -> None:
+        from livefaces.outputs.retention import Retention
+
+        self.event_logs: dict[str, EventLog] = {}
+        self.retention: Retention | None = None
+        if config.snapshots and (config.keep_days is not None or config.max_disk is not None):
+            self.retention = Retention(config.snapshots, config.keep_days, config.max_disk)
+
+    def event_log(self, path: str) -> EventLog:
+        from livefaces.outputs.events import EventLog
+
+        if path not in self.event_logs:
+            self.event_logs[path] = EventLog(path)
+        return self.event_logs[path]
+
+    def reopen_event_logs(self) -> None:
+        """Reopen every event file (after logrotate moved them); safe from any thread."""
+        for log in list(self.event_logs.values()):
+            log.reopen()
+
+
+def _sinks(
+    config: RunConfig, camera: OpenCamera, board: TileBoard | None, shared: SharedOutputs
+) -> list[Sink]:
+    """The camera's outputs: its window tile, annotated video or images, JSON Lines, snapshots and
+    then events (snapshots add their paths to the events the events file writes)."""
+    from livefaces.outputs.events import EventsSink
+    from livefaces.outputs.snapshots import SnapshotLimit, SnapshotSink
     from livefaces.sinks import ImageFolderSink, JsonLinesSink
     from livefaces.tiles import TileSink
 
@@ -159,6 +213,13 @@ def _sinks(config: RunConfig, camera: OpenCamera, board: TileBoard | None) -> li
     json_path = config.json_for(name)
     if json_path:
         sinks.append(JsonLinesSink(json_path))
+    if config.snapshots:
+        limit = SnapshotLimit(config.snapshot_limit)
+        first = name == config.cameras[0].name  # reports the folder's retention once
+        sinks.append(SnapshotSink(config.snapshots, name, limit, shared.retention, report_retention=first))
+    events = config.events_for(name)
+    if events:
+        sinks.append(EventsSink(shared.event_log(events)))
     return sinks
 
 
@@ -198,9 +259,11 @@ def run_session(
     console: Console,
     stop: threading.Event,
     abort: threading.Event,
+    shared: SharedOutputs | None = None,
 ) -> SessionOutcome:
     """Build the shared detector, every camera's runner and outputs, and run them until every
-    camera ends or `stop` is set. Always finalizes every output."""
+    camera ends or `stop` is set. Always finalizes every output. `shared`: the outputs cameras
+    share, made by the caller when it needs them during the run (to reopen the event logs)."""
     from livefaces.display import TiledWindow, display_available
     from livefaces.panel import SessionReporter
     from livefaces.runtime.threaded import Session
@@ -219,11 +282,12 @@ def run_session(
 
         detector = MTCNN(device=config.device)
         board = TileBoard([camera.spec.name for camera in cameras]) if show else None
+        shared = shared or SharedOutputs(config)
         setups = [
             CameraSetup(
                 camera.source,
                 CameraRunner(camera.spec.name, camera.info.fps, _runner_settings(camera, len(cameras))),
-                _sinks(config, camera, board),
+                _sinks(config, camera, board, shared),
                 CameraLimits(config.max_frames, config.duration),
                 camera.frames,
             )

@@ -238,6 +238,27 @@ class Size(Kind):
         raise self.problem(_show(value))
 
 
+_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_UNITS.update({"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40})
+_SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]+)\s*")
+
+
+@dataclass(frozen=True)
+class ByteSize(Kind):
+    """A size with its unit: "500MB", "2GB", "1.5GiB" (KB MB GB TB: powers of 1000; KiB MiB GiB
+    TiB: of 1024). A bare number is refused (500 what?). The value is in bytes."""
+
+    def describe(self) -> str:
+        return 'a size with its unit such as "500MB" or "2GB" (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)'
+
+    def check(self, value: Any) -> int:
+        match = _SIZE.fullmatch(value) if isinstance(value, str) else None
+        unit = _UNITS.get(match.group(2).upper()) if match else None
+        if match is None or unit is None or float(match.group(1)) * unit < 1:
+            raise self.problem(repr(value) if isinstance(value, str) else _show(value))
+        return int(float(match.group(1)) * unit)
+
+
 @dataclass(frozen=True)
 class Every(Kind):
     """`auto` (track faces) or N (a full detection every Nth frame)."""
@@ -427,6 +448,30 @@ class RunConfig:
         key="json",
         metavar="FILE",
     )
+    events: str | None = option(
+        None,
+        Text(),
+        "JSON Lines of events (face_appeared, face_left, stream_down, stream_up), appended; - for "
+        "stdout; several cameras share one file (each line names its camera) unless it has {name}",
+        metavar="FILE",
+    )
+    snapshots: str | None = option(
+        None,
+        Text(),
+        "folder of JPEG snapshots: a new face's crop and full frame, its best shot when it leaves "
+        "(DIR/<camera>/<date>/; needs tracking)",
+        metavar="DIR",
+    )
+    snapshot_limit: int = option(
+        60, Integer(1), "at most N snapshot files per camera per minute", metavar="N"
+    )
+    keep_days: float | None = option(
+        10.0, Number(0.01), "remove snapshots older than this many days", metavar="D"
+    )
+    max_disk: int | None = option(
+        None, ByteSize(), "remove the oldest snapshots while they take more than SIZE (e.g. 500MB, 2GB)",
+        metavar="SIZE",
+    )  # fmt: skip
     display: bool = option(True, Switch(), "show the window", flags=(), off=("--no-display",),
                            off_help="run without a window")  # fmt: skip
     max_frames: int | None = option(None, Integer(1), "stop after this many frames", metavar="N")
@@ -458,11 +503,16 @@ class RunConfig:
         """This camera's JSON Lines path, `-` for stdout, or None."""
         return self.json_path.replace(PLACEHOLDER, camera) if self.json_path else None
 
+    def events_for(self, camera: str) -> str | None:
+        """This camera's events file (shared unless the path has `{name}`), `-` for stdout, or None."""
+        return self.events.replace(PLACEHOLDER, camera) if self.events else None
+
 
 CAMERA_TABLE = _table(CameraOptions, per_camera=True)
 RUN_TABLE = _table(RunConfig, per_camera=False)
 _BY_KEY = {entry.key: entry for entry in (*RUN_TABLE, *CAMERA_TABLE)}
 _PATH_KEYS = ("output", "json_path")
+_SHARED_PATH_KEYS = ("events", "snapshots")  # one file or folder for every camera is fine
 
 
 # The command line.
@@ -592,6 +642,7 @@ def parse_command_line(argv: Sequence[str] | None, environ: Mapping[str, str] | 
     )
     for name in _PATH_KEYS:
         _check_pattern(per_run[name], several=len(specs) > 1)
+    _check_pattern(per_run["events"], several=False)
     values = {name: setting.value for name, setting in per_run.items()}
     return RunConfig(cameras=specs, config_path=config_path, **values)
 
@@ -781,7 +832,7 @@ def _file_setting(entry: Entry, value: Any, path: Path, where: str, level: Level
         checked = entry.option.kind.check(value)
     except ValueError as error:
         raise ConfigError(f"{path}: {where}: {error}") from None
-    if entry.name in _PATH_KEYS and checked != "-":
+    if entry.name in (*_PATH_KEYS, *_SHARED_PATH_KEYS) and checked != "-":
         checked = _beside(path, checked)
     return Setting(checked, level, f"{path}: {where}")
 

@@ -456,6 +456,11 @@ def test_every_camera_option_is_a_config_key_and_a_field() -> None:
     assert {entry.key for entry in RUN_TABLE} == {
         "output",
         "json",
+        "events",
+        "snapshots",
+        "snapshot_limit",
+        "keep_days",
+        "max_disk",
         "display",
         "max_frames",
         "duration",

@@ -11,6 +11,7 @@ from livefaces.capture import CaptureSettings, Source, SourceInfo, open_source
 from livefaces.channels import Closed, FrameChannel
 from livefaces.detections import Detections
 from livefaces.frames import Frame
+from livefaces.outputs.snapshots import SnapshotSink
 from livefaces.recorder import VideoRecorder
 from livefaces.runtime.camera_runner import RunnerSettings
 from livefaces.runtime.threaded import CameraLimits, run_camera
@@ -316,6 +317,30 @@ def test_events_reach_outputs_after_their_frame_and_open_tracks_end_with_the_run
     assert sink.log[appeared - 1] == ("frame", 2)
     assert sink.log[-1] == ("face_left", "source_ended")
     assert summary.ended_by == "source"
+
+
+class EventKeeper(Collector):
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list = []
+
+    def on_events(self, events) -> None:
+        self.events += events
+
+
+def test_an_output_that_enriches_events_hands_them_to_the_outputs_after_it(tmp_path: Path) -> None:
+    """The snapshot output adds paths to the face events; outputs after it get those, the ones
+    before it the events as the runner raised them."""
+    before, after = EventKeeper(), EventKeeper()
+    snapshots = SnapshotSink(tmp_path, "numbers")
+    settings = RunnerSettings(tracking=True, live=False, detect_every=1)
+    run_camera(NumberedSource(6, live=False), OneFace(), [before, snapshots, after], settings)
+    assert [e.kind for e in before.events] == [e.kind for e in after.events] == ["face_appeared", "face_left"]
+    assert [e.event_id for e in before.events] == [e.event_id for e in after.events]
+    assert all(e.snapshots == () for e in before.events)
+    appeared, left = after.events
+    assert len(appeared.snapshots) == 2 and len(left.snapshots) == 1
+    assert all(Path(path).is_file() for path in (*appeared.snapshots, *left.snapshots))
 
 
 def test_a_live_channel_never_drops_an_item_that_must_arrive() -> None:
