@@ -28,8 +28,9 @@ The config file (TOML; `--config cameras.toml`). Keys are the long option names 
 `--thresholds` a list of three numbers, `--camera-size` "1280x720" or [1280, 720]). Top-level
 keys, written before the first `[[cameras]]`, apply to the run and to every camera; a
 `[[cameras]]` table holds `name` (optional), `url` (a camera index, URL, file, folder or `demo`)
-or `url_env` (the name of an environment variable holding the URL, so credentials stay out of
-the file and of argv), and any per-camera key. Relative paths in the file (`output`, `json`, a
+or `url_env` (the name of an environment variable holding the URL) or `url_file` (a file whose
+first line is the URL, e.g. a systemd or Docker secret), so credentials stay out of the config
+file and of argv, and any per-camera key. Relative paths in the file (`output`, `json`, a
 file or folder as `url`) are taken from the file's folder. Unknown keys are errors (with a
 suggestion); every error is one line naming the file, the key (cameras counted from 0) and the
 problem::
@@ -76,7 +77,8 @@ REALTIME_CONFLICT = "--realtime tracks faces (--detect-every auto): leave out --
 _NAME_PREFIX = re.compile(r"([A-Za-z0-9_][A-Za-z0-9_-]*)=(.*)", re.DOTALL)
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _FIELDS = re.compile(r"\{[^{}]*\}")
-_CAMERA_KEYS = ("name", "url", "url_env")
+_CAMERA_KEYS = ("name", "url", "url_env", "url_file")
+_SOURCE_KEYS = ("url", "url_env", "url_file")
 
 
 class Level(IntEnum):
@@ -572,9 +574,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="livefaces",
         description="Real-time MTCNN face detection on webcams, streams, video files, images or folders.",
         epilog="A config file (--config FILE, TOML) takes the same settings as keys named like the long "
-        "options with _ for - (json, display = false, live = false), and [[cameras]] tables with name, "
-        "url or url_env and per-camera settings. Precedence: defaults < the file's top-level keys < "
-        "command-line flags < a camera's own table.",
+        "options with _ for - (json, display = false, live = false), and [[cameras]] tables with "
+        "name, url, url_env or url_file and per-camera settings. Precedence: defaults < the file's "
+        "top-level keys < command-line flags < a camera's own table.",
     )
     cameras = parser.add_argument_group("cameras")
     cameras.add_argument(
@@ -879,13 +881,35 @@ def _file_camera(table: Any, path: Path, where: str, environ: Mapping[str, str])
     return _Camera(name, _file_source(table, path, where, environ), f"{path}: {where}", overrides)
 
 
+def _url_from_file(name: Any, path: Path, where: str) -> str:
+    """The URL in a secrets file: its first non-empty line. Errors never show the file's text."""
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{path}: {where}.url_file: must be the path of a file holding the URL")
+    secret = _beside(path, name)
+    try:
+        text = Path(secret).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: {where}.url_file: {secret} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else "not readable text"
+        raise ConfigError(f"{path}: {where}.url_file: {secret}: {reason}") from None
+    url = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    if not url:
+        raise ConfigError(f"{path}: {where}.url_file: {secret} is empty")
+    return url
+
+
 def _file_source(table: dict[str, Any], path: Path, where: str, environ: Mapping[str, str]) -> str:
-    """A camera's `url` (index, URL, file, folder, demo) or the variable `url_env` names."""
-    if ("url" in table) == ("url_env" in table):
-        both = "url" in table
-        raise ConfigError(
-            f"{path}: {where}: {'give url or url_env, not both' if both else 'needs url or url_env'}"
+    """A camera's `url` (index, URL, file, folder, demo), the variable `url_env` names, or the
+    first line of the file `url_file` names (a secrets file, e.g. systemd's or Docker's)."""
+    given = [key for key in _SOURCE_KEYS if key in table]
+    if len(given) != 1:
+        problem = (
+            f"give one of url, url_env, url_file, not {' and '.join(given)}"
+            if given
+            else ("needs url, url_env or url_file")
         )
+        raise ConfigError(f"{path}: {where}: {problem}")
     if "url_env" in table:
         variable = table["url_env"]
         if not isinstance(variable, str) or not variable:
@@ -896,6 +920,8 @@ def _file_source(table: dict[str, Any], path: Path, where: str, environ: Mapping
         if not url.strip():
             raise ConfigError(f"{path}: {where}.url_env: environment variable {variable} is empty")
         return url
+    if "url_file" in table:
+        return _url_from_file(table["url_file"], path, where)
     url = table["url"]
     if isinstance(url, int) and not isinstance(url, bool) and url >= 0:
         return str(url)
