@@ -70,3 +70,28 @@ def _say(line: str) -> None:
 def _give_up() -> None:
     _say("livefaces: aborted: the finish hung; the recording is incomplete and may not play")
     os._exit(EXIT_ABORTED)
+
+
+class Hangups:
+    """SIGHUP during a run: every target is asked to reopen its files (logrotate), and the run
+    goes on: a hang-up never stops it. Targets have `request_reopen()`, which must only set a
+    flag (it runs inside the signal handler)."""
+
+    def __init__(self) -> None:
+        self.targets: list[object] = []
+        self._previous: object = None
+        self._installed = False
+
+    def install(self) -> None:
+        if hasattr(signal, "SIGHUP") and threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGHUP, self._handle)
+            self._installed = True
+
+    def restore(self) -> None:
+        if self._installed:
+            signal.signal(signal.SIGHUP, self._previous)  # type: ignore[arg-type]
+            self._installed = False
+
+    def _handle(self, _signum: int, _frame: FrameType | None) -> None:
+        for target in list(self.targets):
+            target.request_reopen()  # type: ignore[attr-defined]
