@@ -5,6 +5,10 @@ source lost included), 2 bad input (arguments, config file, source, output path,
 weights), 130 when a third interrupt aborted the finish. Errors are one line, never a traceback.
 The sources and the outputs are checked before TensorFlow loads, and what native libraries
 print to fd 2 is kept off the terminal (`LIVEFACES_NATIVE_LOGS=1` shows it).
+
+What the run says goes through the `livefaces` logger (`livefaces.observe.logs`): plain lines
+and the panel on a terminal; timestamped records with levels, one per state change, when stderr
+is not a terminal; also `--log-file`, reopened on SIGHUP (which never stops the run).
 """
 
 from __future__ import annotations

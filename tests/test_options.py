@@ -463,6 +463,8 @@ def test_every_camera_option_is_a_config_key_and_a_field() -> None:
         "codec",
         "crf",
         "preset",
+        "metrics",
+        "log_file",
     }
 
 
