@@ -8,6 +8,7 @@ pumped on this thread and the status panel on stderr.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Iterator
@@ -25,9 +26,15 @@ from livefaces.runtime.threaded import CameraLimits, CameraSetup, SessionSummary
 
 if TYPE_CHECKING:
     from livefaces.observe.metrics import SessionMetrics
+    from livefaces.outputs.events import EventLog
+    from livefaces.outputs.retention import Retention
     from livefaces.tiles import TileBoard
 
 TRACKING_BUDGET = 0.8  # share of real time the shared detector may be planned for, over all cameras
+SNAPSHOTS_NEED_TRACKING = (
+    "--snapshots: snapshots are taken of tracked faces; files need --realtime (or --detect-every auto), "
+    "and --detect-every N turns tracking off"
+)
 
 
 class BadInput(Exception):
@@ -77,6 +84,8 @@ def _open_camera(spec: CameraSpec, config: RunConfig, named: bool) -> OpenCamera
         tracking = wants_tracking(options.detect_every, source.info.live, options.realtime)
         if tracking and source.info.kind == "images":
             raise BadInput("--detect-every auto and --realtime track faces across video frames, not images")
+        if config.snapshots and not tracking:
+            raise BadInput(SNAPSHOTS_NEED_TRACKING)
         frames = source.frames()  # reads the first frame: a bad source fails here, before any output
     except (BadInput, SourceError) as error:
         if named:
@@ -101,6 +110,8 @@ def check_outputs(config: RunConfig, camera: str, source_kind: str) -> None:
     from livefaces.recorder import VIDEO_SUFFIXES, check_codec
 
     output = config.output_for(camera)
+    if output is not None and source_kind == "images" and config.segment_time is not None:
+        raise BadInput("--segment-time: cuts video recordings; an image source writes a folder of images")
     if output is not None and source_kind == "images":
         if output.exists() and not output.is_dir():
             raise BadInput(f"{output}: for image sources --output must be a folder")
@@ -120,6 +131,22 @@ def check_outputs(config: RunConfig, camera: str, source_kind: str) -> None:
     json_path = config.json_for(camera)
     if json_path and json_path != "-":
         _check_writable(Path(json_path), "the JSON log")
+    events = config.events_for(camera)
+    if events and events != "-":
+        _check_writable(Path(events), "the events")
+    if config.snapshots:
+        _check_folder(Path(config.snapshots), "--snapshots")
+
+
+def _check_folder(folder: Path, what: str) -> None:
+    """A folder that exists and can be written, or that can be made in an existing folder."""
+    parent = folder.parent if folder.parent != Path("") else Path(".")
+    if folder.exists() and not folder.is_dir():
+        raise BadInput(f"{folder}: {what} must be a folder")
+    if not folder.exists() and not parent.is_dir():
+        raise BadInput(f"{folder}: cannot create the folder for {what}, {parent} does not exist")
+    if not os.access(folder if folder.exists() else parent, os.W_OK):
+        raise BadInput(f"{folder}: cannot write {what} there, permission denied")
 
 
 def _runner_settings(camera: OpenCamera, cameras: int) -> RunnerSettings:
@@ -140,9 +167,38 @@ def _runner_settings(camera: OpenCamera, cameras: int) -> RunnerSettings:
     )
 
 
-def _sinks(config: RunConfig, camera: OpenCamera, board: TileBoard | None) -> list[Sink]:
-    """The camera's outputs: its window tile, annotated video or images, JSON Lines."""
-    from livefaces.recorder import VideoRecorder
+class SharedOutputs:
+    """What several cameras' outputs share: the event logs (one per path; `reopen_event_logs` is
+    for SIGHUP) and the snapshot folder's retention."""
+
+    def __init__(self, config: RunConfig) -> None:
+        from livefaces.outputs.retention import Retention
+
+        self.event_logs: dict[str, EventLog] = {}
+        self.retention: Retention | None = None
+        if config.snapshots and (config.keep_days is not None or config.max_disk is not None):
+            self.retention = Retention(config.snapshots, config.keep_days, config.max_disk)
+
+    def event_log(self, path: str) -> EventLog:
+        from livefaces.outputs.events import EventLog
+
+        if path not in self.event_logs:
+            self.event_logs[path] = EventLog(path)
+        return self.event_logs[path]
+
+    def reopen_event_logs(self) -> None:
+        """Reopen every event file (after logrotate moved them); safe from any thread."""
+        for log in list(self.event_logs.values()):
+            log.reopen()
+
+
+def _sinks(
+    config: RunConfig, camera: OpenCamera, board: TileBoard | None, shared: SharedOutputs
+) -> list[Sink]:
+    """The camera's outputs: its window tile, annotated video or images, JSON Lines, snapshots and
+    then events (snapshots add their paths to the events the events file writes)."""
+    from livefaces.outputs.events import EventsSink
+    from livefaces.outputs.snapshots import SnapshotLimit, SnapshotSink
     from livefaces.sinks import ImageFolderSink, JsonLinesSink
     from livefaces.tiles import TileSink
 
@@ -154,15 +210,40 @@ def _sinks(config: RunConfig, camera: OpenCamera, board: TileBoard | None) -> li
     if output is not None and info.kind == "images":
         sinks.append(ImageFolderSink(output, info.path))
     elif output is not None:
-        audio = info.path if info.kind == "file" else None
-        recorder = VideoRecorder(
-            output, info.fps, config.codec, config.crf, config.preset, audio_from=audio, crash_safe=info.live
-        )
-        sinks.append(recorder)
+        sinks.append(_recorder(config, output, info))
     json_path = config.json_for(name)
     if json_path:
         sinks.append(JsonLinesSink(json_path))
+    if config.snapshots:
+        limit = SnapshotLimit(config.snapshot_limit)
+        first = name == config.cameras[0].name  # reports the folder's retention once
+        sinks.append(SnapshotSink(config.snapshots, name, limit, shared.retention, report_retention=first))
+    events = config.events_for(name)
+    if events:
+        sinks.append(EventsSink(shared.event_log(events)))
     return sinks
+
+
+def _recorder(config: RunConfig, output: Path, info: SourceInfo) -> Sink:
+    """The camera's video output: one file, or segments when asked for (or named by {start})."""
+    from livefaces.recorder import VideoRecorder
+    from livefaces.segments import START, SegmentedRecorder
+
+    segmented = config.segment_time is not None
+    audio = info.path if info.kind == "file" and not segmented else None
+    make = functools.partial(
+        VideoRecorder,
+        fps=info.fps,
+        codec=config.codec,
+        crf=config.crf,
+        preset=config.preset,
+        audio_from=audio,
+        crash_safe=info.live,
+        rebase=segmented,
+    )
+    if segmented or START in output.name:
+        return SegmentedRecorder(output, make, config.segment_time)
+    return make(output)
 
 
 @dataclass(frozen=True)
@@ -179,11 +260,13 @@ def run_session(
     console: Console,
     stop: threading.Event,
     abort: threading.Event,
+    shared: SharedOutputs | None = None,
 ) -> SessionOutcome:
     """Build the shared detector, every camera's runner and outputs, and run them until every
-    camera ends or `stop` is set. Always finalizes every output. On a terminal the panel shows
-    the session; state changes are logged (see `livefaces.observe.state_log`); with
-    `--metrics` the session is served to Prometheus while it runs."""
+    camera ends or `stop` is set. Always finalizes every output. `shared`: the outputs cameras
+    share, made by the caller when it needs them during the run (to reopen the event logs). On a
+    terminal the panel shows the session; state changes are logged (`livefaces.observe.state_log`);
+    with `--metrics` the session is served to Prometheus while it runs."""
     from livefaces.display import TiledWindow, display_available
     from livefaces.observe.logs import log
     from livefaces.observe.state_log import StateLog, StatusWatcher
@@ -201,7 +284,8 @@ def run_session(
 
         detector = MTCNN(device=config.device)
         board = TileBoard([camera.spec.name for camera in cameras]) if show else None
-        setups = [_setup(config, camera, board, len(cameras), metrics) for camera in cameras]
+        shared = shared or SharedOutputs(config)
+        setups = [_setup(config, camera, board, len(cameras), shared, metrics) for camera in cameras]
     except BaseException:
         if metrics is not None:
             metrics.stop()
@@ -233,11 +317,16 @@ def run_session(
 
 
 def _setup(
-    config: RunConfig, camera: OpenCamera, board: TileBoard | None, count: int, metrics: SessionMetrics | None
+    config: RunConfig,
+    camera: OpenCamera,
+    board: TileBoard | None,
+    count: int,
+    shared: SharedOutputs,
+    metrics: SessionMetrics | None,
 ) -> CameraSetup:
     """One camera's runner, outputs (the metrics' observer last) and bounds."""
     name = camera.spec.name
-    sinks = _sinks(config, camera, board)
+    sinks = _sinks(config, camera, board, shared)
     observer = metrics.camera(name) if metrics is not None else None
     if observer is not None:
         sinks.append(observer.sink())

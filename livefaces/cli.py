@@ -72,21 +72,23 @@ def _main(argv: Sequence[str] | None, interrupts: Interrupts, hangups: Hangups) 
     except OSError as error:
         print(f"livefaces: error: {log_file}: cannot write the log file: {error.strerror}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    hangups.targets.append(logs)
+    hangups.targets.append(logs.request_reopen)
     try:
         logs.install()
-        return _run(config, console, logs, interrupts)
+        return _run(config, console, logs, interrupts, hangups)
     finally:
-        hangups.targets.remove(logs)
+        hangups.targets.clear()
         logs.close()
 
 
-def _run(config: RunConfig, console: Console, logs: Logs, interrupts: Interrupts) -> int:
+def _run(config: RunConfig, console: Console, logs: Logs, interrupts: Interrupts, hangups: Hangups) -> int:
     try:
-        from livefaces.app import BadInput, open_cameras, run_session
+        from livefaces.app import BadInput, SharedOutputs, open_cameras, run_session
 
         cameras = open_cameras(config)
-        outcome = run_session(config, cameras, console, interrupts.stop, interrupts.abort)
+        shared = SharedOutputs(config)
+        hangups.targets.append(shared.reopen_event_logs)  # SIGHUP: the event files too
+        outcome = run_session(config, cameras, console, interrupts.stop, interrupts.abort, shared)
     except BadInput as error:
         logs.setup_error(f"livefaces: error: {error}")
         return EXIT_BAD_INPUT

@@ -92,7 +92,7 @@ class DemoScene:
 
     def render(self, index: int) -> np.ndarray:
         """The BGR frame at this index."""
-        canvas = self._background.astype(np.float32)
+        canvas = self._background.copy()
         patch, mask = self._patch
         for cx, cy, patch_h in self._placements(index):
             scale = patch_h / patch.shape[0]
@@ -106,5 +106,6 @@ class DemoScene:
                 continue
             src = np.s_[y1 - top : y2 - top, x1 - left : x2 - left]
             a = alpha[src]
-            canvas[y1:y2, x1:x2] = canvas[y1:y2, x1:x2] * (1 - a) + scaled[src] * a
-        return canvas.astype(np.uint8)
+            blended = canvas[y1:y2, x1:x2] * (1 - a) + scaled[src] * a
+            canvas[y1:y2, x1:x2] = blended.astype(np.uint8)
+        return canvas

@@ -51,19 +51,24 @@ class Event:
 
 @dataclass(frozen=True, kw_only=True)
 class FaceAppeared(Event):
-    """A confirmed face came into view. box: x1, y1, x2, y2 in the camera's frame pixels."""
+    """A confirmed face came into view. box: x1, y1, x2, y2 in the camera's frame pixels.
+
+    snapshots: paths of the pictures taken of it (face crop, full frame; filled in by a snapshot
+    output, empty otherwise).
+    """
 
     kind: ClassVar[str] = "face_appeared"
     track_id: int
     box: tuple[float, float, float, float]
     confidence: float
+    snapshots: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
 class FaceLeft(Event):
     """A confirmed face left: unseen too long ("lost") or its stream went down ("stream_down").
 
-    snapshots: paths of pictures kept of the face (filled in by a snapshot sink, empty otherwise).
+    snapshots: the path of its best shot (filled in by a snapshot output, empty otherwise).
     """
 
     kind: ClassVar[str] = "face_left"

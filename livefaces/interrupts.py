@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 EXIT_ABORTED = 130
@@ -73,12 +74,13 @@ def _give_up() -> None:
 
 
 class Hangups:
-    """SIGHUP during a run: every target is asked to reopen its files (logrotate), and the run
-    goes on: a hang-up never stops it. Targets have `request_reopen()`, which must only set a
-    flag (it runs inside the signal handler)."""
+    """SIGHUP during a run: every target (a callable) reopens its files, for logrotate; the run
+    goes on, a hang-up never stops it. A target runs inside the signal handler: it must not
+    block for long, and one that fails (a path that cannot be opened again) keeps its old file
+    and is named in one line."""
 
     def __init__(self) -> None:
-        self.targets: list[object] = []
+        self.targets: list[Callable[[], None]] = []
         self._previous: object = None
         self._installed = False
 
@@ -94,4 +96,7 @@ class Hangups:
 
     def _handle(self, _signum: int, _frame: FrameType | None) -> None:
         for target in list(self.targets):
-            target.request_reopen()  # type: ignore[attr-defined]
+            try:
+                target()
+            except Exception as error:
+                _say(f"livefaces: SIGHUP: cannot reopen: {error}; writing on to the old file")

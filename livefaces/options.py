@@ -28,8 +28,9 @@ The config file (TOML; `--config cameras.toml`). Keys are the long option names 
 `--thresholds` a list of three numbers, `--camera-size` "1280x720" or [1280, 720]). Top-level
 keys, written before the first `[[cameras]]`, apply to the run and to every camera; a
 `[[cameras]]` table holds `name` (optional), `url` (a camera index, URL, file, folder or `demo`)
-or `url_env` (the name of an environment variable holding the URL, so credentials stay out of
-the file and of argv), and any per-camera key. Relative paths in the file (`output`, `json`, a
+or `url_env` (the name of an environment variable holding the URL) or `url_file` (a file whose
+first line is the URL, e.g. a systemd or Docker secret), so credentials stay out of the config
+file and of argv, and any per-camera key. Relative paths in the file (`output`, `json`, a
 file or folder as `url`) are taken from the file's folder. Unknown keys are errors (with a
 suggestion); every error is one line naming the file, the key (cameras counted from 0) and the
 problem::
@@ -76,7 +77,8 @@ REALTIME_CONFLICT = "--realtime tracks faces (--detect-every auto): leave out --
 _NAME_PREFIX = re.compile(r"([A-Za-z0-9_][A-Za-z0-9_-]*)=(.*)", re.DOTALL)
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _FIELDS = re.compile(r"\{[^{}]*\}")
-_CAMERA_KEYS = ("name", "url", "url_env")
+_CAMERA_KEYS = ("name", "url", "url_env", "url_file")
+_SOURCE_KEYS = ("url", "url_env", "url_file")
 
 
 class Level(IntEnum):
@@ -236,6 +238,27 @@ class Size(Kind):
         if positive and len(value) == 2:
             return value[0], value[1]
         raise self.problem(_show(value))
+
+
+_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_UNITS.update({"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40})
+_SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]+)\s*")
+
+
+@dataclass(frozen=True)
+class ByteSize(Kind):
+    """A size with its unit: "500MB", "2GB", "1.5GiB" (KB MB GB TB: powers of 1000; KiB MiB GiB
+    TiB: of 1024). A bare number is refused (500 what?). The value is in bytes."""
+
+    def describe(self) -> str:
+        return 'a size with its unit such as "500MB" or "2GB" (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)'
+
+    def check(self, value: Any) -> int:
+        match = _SIZE.fullmatch(value) if isinstance(value, str) else None
+        unit = _UNITS.get(match.group(2).upper()) if match else None
+        if match is None or unit is None or float(match.group(1)) * unit < 1:
+            raise self.problem(repr(value) if isinstance(value, str) else _show(value))
+        return int(float(match.group(1)) * unit)
 
 
 @dataclass(frozen=True)
@@ -454,6 +477,30 @@ class RunConfig:
         key="json",
         metavar="FILE",
     )
+    events: str | None = option(
+        None,
+        Text(),
+        "JSON Lines of events (face_appeared, face_left, stream_down, stream_up), appended; - for "
+        "stdout; several cameras share one file (each line names its camera) unless it has {name}",
+        metavar="FILE",
+    )
+    snapshots: str | None = option(
+        None,
+        Text(),
+        "folder of JPEG snapshots: a new face's crop and full frame, its best shot when it leaves "
+        "(DIR/<camera>/<date>/; needs tracking)",
+        metavar="DIR",
+    )
+    snapshot_limit: int = option(
+        60, Integer(1), "at most N snapshot files per camera per minute", metavar="N"
+    )
+    keep_days: float | None = option(
+        10.0, Number(0.01), "remove snapshots older than this many days", metavar="D"
+    )
+    max_disk: int | None = option(
+        None, ByteSize(), "remove the oldest snapshots while they take more than SIZE (e.g. 500MB, 2GB)",
+        metavar="SIZE",
+    )  # fmt: skip
     display: bool = option(True, Switch(), "show the window", flags=(), off=("--no-display",),
                            off_help="run without a window")  # fmt: skip
     max_frames: int | None = option(None, Integer(1), "stop after this many frames", metavar="N")
@@ -467,6 +514,13 @@ class RunConfig:
         "veryfast",
         Choice(("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow")),
         "encoder speed of the recording (x264/x265): faster presets cost less CPU and make larger files",
+    )
+    segment_time: float | None = option(
+        None,
+        Number(1.0),
+        "start a new recording file every S seconds of video; file names get the start time "
+        "where the output pattern has {start} (else before the suffix)",
+        metavar="S",
     )
     metrics: tuple[str, int] | None = option(
         None,
@@ -488,11 +542,16 @@ class RunConfig:
         """This camera's JSON Lines path, `-` for stdout, or None."""
         return self.json_path.replace(PLACEHOLDER, camera) if self.json_path else None
 
+    def events_for(self, camera: str) -> str | None:
+        """This camera's events file (shared unless the path has `{name}`), `-` for stdout, or None."""
+        return self.events.replace(PLACEHOLDER, camera) if self.events else None
+
 
 CAMERA_TABLE = _table(CameraOptions, per_camera=True)
 RUN_TABLE = _table(RunConfig, per_camera=False)
 _BY_KEY = {entry.key: entry for entry in (*RUN_TABLE, *CAMERA_TABLE)}
 _PATH_KEYS = ("output", "json_path")
+_SHARED_PATH_KEYS = ("events", "snapshots")  # one file or folder for every camera is fine
 
 
 # The command line.
@@ -552,9 +611,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="livefaces",
         description="Real-time MTCNN face detection on webcams, streams, video files, images or folders.",
         epilog="A config file (--config FILE, TOML) takes the same settings as keys named like the long "
-        "options with _ for - (json, display = false, live = false), and [[cameras]] tables with name, "
-        "url or url_env and per-camera settings. Precedence: defaults < the file's top-level keys < "
-        "command-line flags < a camera's own table.",
+        "options with _ for - (json, display = false, live = false), and [[cameras]] tables with "
+        "name, url, url_env or url_file and per-camera settings. Precedence: defaults < the file's "
+        "top-level keys < command-line flags < a camera's own table.",
     )
     cameras = parser.add_argument_group("cameras")
     cameras.add_argument(
@@ -622,6 +681,7 @@ def parse_command_line(argv: Sequence[str] | None, environ: Mapping[str, str] | 
     )
     for name in _PATH_KEYS:
         _check_pattern(per_run[name], several=len(specs) > 1)
+    _check_pattern(per_run["events"], several=False)
     values = {name: setting.value for name, setting in per_run.items()}
     return RunConfig(cameras=specs, config_path=config_path, **values)
 
@@ -811,7 +871,7 @@ def _file_setting(entry: Entry, value: Any, path: Path, where: str, level: Level
         checked = entry.option.kind.check(value)
     except ValueError as error:
         raise ConfigError(f"{path}: {where}: {error}") from None
-    if entry.name in (*_PATH_KEYS, "log_file") and checked != "-":
+    if entry.name in (*_PATH_KEYS, *_SHARED_PATH_KEYS, "log_file") and checked != "-":
         checked = _beside(path, checked)
     return Setting(checked, level, f"{path}: {where}")
 
@@ -858,13 +918,35 @@ def _file_camera(table: Any, path: Path, where: str, environ: Mapping[str, str])
     return _Camera(name, _file_source(table, path, where, environ), f"{path}: {where}", overrides)
 
 
+def _url_from_file(name: Any, path: Path, where: str) -> str:
+    """The URL in a secrets file: its first non-empty line. Errors never show the file's text."""
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{path}: {where}.url_file: must be the path of a file holding the URL")
+    secret = _beside(path, name)
+    try:
+        text = Path(secret).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: {where}.url_file: {secret} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else "not readable text"
+        raise ConfigError(f"{path}: {where}.url_file: {secret}: {reason}") from None
+    url = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    if not url:
+        raise ConfigError(f"{path}: {where}.url_file: {secret} is empty")
+    return url
+
+
 def _file_source(table: dict[str, Any], path: Path, where: str, environ: Mapping[str, str]) -> str:
-    """A camera's `url` (index, URL, file, folder, demo) or the variable `url_env` names."""
-    if ("url" in table) == ("url_env" in table):
-        both = "url" in table
-        raise ConfigError(
-            f"{path}: {where}: {'give url or url_env, not both' if both else 'needs url or url_env'}"
+    """A camera's `url` (index, URL, file, folder, demo), the variable `url_env` names, or the
+    first line of the file `url_file` names (a secrets file, e.g. systemd's or Docker's)."""
+    given = [key for key in _SOURCE_KEYS if key in table]
+    if len(given) != 1:
+        problem = (
+            f"give one of url, url_env, url_file, not {' and '.join(given)}"
+            if given
+            else ("needs url, url_env or url_file")
         )
+        raise ConfigError(f"{path}: {where}: {problem}")
     if "url_env" in table:
         variable = table["url_env"]
         if not isinstance(variable, str) or not variable:
@@ -875,6 +957,8 @@ def _file_source(table: dict[str, Any], path: Path, where: str, environ: Mapping
         if not url.strip():
             raise ConfigError(f"{path}: {where}.url_env: environment variable {variable} is empty")
         return url
+    if "url_file" in table:
+        return _url_from_file(table["url_file"], path, where)
     url = table["url"]
     if isinstance(url, int) and not isinstance(url, bool) and url >= 0:
         return str(url)

@@ -48,6 +48,8 @@ CRASH_SAFE_GOP_SECONDS = 1.0  # a keyframe every second, so every fragment can s
 class VideoRecorder:
     """A sink that writes annotated frames to a video file (mp4, mkv, mov or avi).
 
+    rebase: the file's time starts at 0 with its first frame (segments) instead of keeping the
+    source's timestamps.
     crash_safe: for live recordings: fragmented MP4 / short Matroska clusters flushed as they
     complete, and a keyframe every second, so a hard kill loses at most about 2 s and the rest
     plays. File-to-file jobs keep the ordinary MP4 users expect.
@@ -64,8 +66,10 @@ class VideoRecorder:
         preset: str = "veryfast",
         audio_from: Path | None = None,
         crash_safe: bool = False,
+        rebase: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.rebase = rebase
         if self.path.suffix.lower() not in VIDEO_SUFFIXES:
             raise ValueError(f"{self.path}: the output must end in one of {', '.join(VIDEO_SUFFIXES)}")
         self.fps = fps or 30.0
@@ -85,6 +89,7 @@ class VideoRecorder:
         self._last_pts = -1
         self._last_time = 0.0
         self._first_time = 0.0
+        self._origin = 0.0
         self._time_base = FINE_TIME_BASE
 
     def write(self, item: FrameResult, canvas: np.ndarray | None) -> None:
@@ -95,11 +100,12 @@ class VideoRecorder:
             self._open(canvas.shape[1], canvas.shape[0])
         assert self._container is not None and self._video is not None
         if self.frames_written == 0:
-            self._first_time = item.frame.timestamp
-        pts = max(round(item.frame.timestamp / self._time_base), self._last_pts + 1)
+            self._origin = item.frame.timestamp if self.rebase else 0.0
+            self._first_time = item.frame.timestamp - self._origin
+        pts = max(round((item.frame.timestamp - self._origin) / self._time_base), self._last_pts + 1)
         self._last_pts = pts
         self._last_time = float(pts * self._time_base)
-        frame = av.VideoFrame.from_ndarray(self._even(canvas), format="bgr24")
+        frame = self._video_frame(self._even(canvas))
         frame.pts, frame.time_base = pts, self._time_base
         self._mux_video(self._video.encode(frame))
         self.frames_written += 1
@@ -129,6 +135,14 @@ class VideoRecorder:
         missing = self.frames_written - self.frames_in_file
         lost = f" - INCOMPLETE: {missing} encoded frames could not be written" if missing else ""
         return f"{self.path}: {self.frames_in_file} frames, {seconds:.1f} s{audio}{lost}"
+
+    def _video_frame(self, image: np.ndarray) -> av.VideoFrame:
+        """The encoder's input: for yuv420p, converted by OpenCV (the same BT.601 limited-range
+        matrix as FFmpeg's converter, a third cheaper at 720p); else BGR for FFmpeg to convert."""
+        assert self._video is not None
+        if self._video.pix_fmt == "yuv420p":
+            return av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
+        return av.VideoFrame.from_ndarray(image, format="bgr24")
 
     def _mux_video(self, packets: list[av.Packet]) -> None:
         assert self._container is not None
@@ -246,6 +260,6 @@ def check_codec(codec: str, path: Path) -> None:
 def _pixel_format(codec: av.Codec) -> str:
     """yuv420p, the format every player takes, or its full-range twin for (M)JPEG encoders."""
     offered = [f.name for f in codec.video_formats or ()]
-    if "yuvj420p" in offered:  # (M)JPEG encoders refuse limited-range yuv420p
+    if "jpeg" in codec.name and "yuvj420p" in offered:  # (M)JPEG encoders refuse limited range
         return "yuvj420p"
     return "yuv420p" if not offered or "yuv420p" in offered else offered[0]

@@ -63,7 +63,13 @@ def test_a_face_that_was_never_confirmed_raises_nothing() -> None:
 
 EXAMPLES = [
     FaceAppeared(
-        camera="a", source_time=1.5, wall_time=WALL, track_id=3, box=(1.0, 2.0, 3.0, 4.0), confidence=0.9
+        camera="a",
+        source_time=1.5,
+        wall_time=WALL,
+        track_id=3,
+        box=(1.0, 2.0, 3.0, 4.0),
+        confidence=0.9,
+        snapshots=("a/3_face.jpg", "a/3_frame.jpg"),
     ),
     FaceLeft(
         camera="a",

@@ -359,8 +359,9 @@ FILE_ERRORS = [
      f"cameras[0].output: applies to the whole run; set it {AT_THE_TOP}"),
     ('[cameras]\nurl = "0"\n', "cameras: must be a list of tables, written [[cameras]]"),
     ("cameras = [1]\n", "cameras[0]: must be a table, written [[cameras]] with url = ..."),
-    ('[[cameras]]\nname = "a"\n', "cameras[0]: needs url or url_env"),
-    ('[[cameras]]\nurl = "0"\nurl_env = "X"\n', "cameras[0]: give url or url_env, not both"),
+    ('[[cameras]]\nname = "a"\n', "cameras[0]: needs url, url_env or url_file"),
+    ('[[cameras]]\nurl = "0"\nurl_env = "X"\n',
+     "cameras[0]: give one of url, url_env, url_file, not url and url_env"),
     ('[[cameras]]\nurl = ""\n', f"cameras[0].url: {URL} "),
     ('[[cameras]]\nurl = [1]\n', f"cameras[0].url: {URL} [1]"),
     ('[[cameras]]\nurl_env = "NOT_SET_ANYWHERE"\n',
@@ -420,6 +421,24 @@ def test_url_env_never_shows_the_secret(tmp_path: Path) -> None:
     assert "hunter2" not in message and "abc" not in message and repr(config).count("hunter2") == 0
 
 
+def test_url_file_reads_a_secrets_file_and_never_shows_it(tmp_path: Path) -> None:
+    secret = "rtsp://admin:hunter2@cam1/x"
+    (tmp_path / "front.url").write_text(f"\n  {secret}  \nignored\n")
+    path = write_config(tmp_path, '[[cameras]]\nname = "front"\nurl_file = "front.url"\n')
+    config = parse(["--config", str(path)])
+    assert config.cameras[0].source == secret and "hunter2" not in repr(config)
+    (tmp_path / "empty.url").write_text("\n \n")
+    for name, problem in (("empty.url", "is empty"), ("missing.url", "does not exist")):
+        path = write_config(tmp_path, f'[[cameras]]\nurl_file = "{name}"\n')
+        assert (
+            error_of(["--config", str(path)]) == f"{path}: cameras[0].url_file: {tmp_path / name} {problem}"
+        )
+    (tmp_path / "binary.url").write_bytes(b"\xff\xfehunter2")
+    path = write_config(tmp_path, '[[cameras]]\nurl_file = "binary.url"\n')
+    message = error_of(["--config", str(path)])
+    assert message.endswith("binary.url: not readable text") and "hunter2" not in message
+
+
 # The table drives the parser and the help.
 
 
@@ -456,6 +475,11 @@ def test_every_camera_option_is_a_config_key_and_a_field() -> None:
     assert {entry.key for entry in RUN_TABLE} == {
         "output",
         "json",
+        "events",
+        "snapshots",
+        "snapshot_limit",
+        "keep_days",
+        "max_disk",
         "display",
         "max_frames",
         "duration",
@@ -463,6 +487,7 @@ def test_every_camera_option_is_a_config_key_and_a_field() -> None:
         "codec",
         "crf",
         "preset",
+        "segment_time",
         "metrics",
         "log_file",
     }

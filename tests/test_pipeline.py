@@ -11,6 +11,7 @@ from livefaces.capture import CaptureSettings, Source, SourceInfo, open_source
 from livefaces.channels import Closed, FrameChannel
 from livefaces.detections import Detections
 from livefaces.frames import Frame
+from livefaces.outputs.snapshots import SnapshotSink
 from livefaces.recorder import VideoRecorder
 from livefaces.runtime.camera_runner import RunnerSettings
 from livefaces.runtime.threaded import CameraLimits, run_camera
@@ -318,6 +319,30 @@ def test_events_reach_outputs_after_their_frame_and_open_tracks_end_with_the_run
     assert summary.ended_by == "source"
 
 
+class EventKeeper(Collector):
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list = []
+
+    def on_events(self, events) -> None:
+        self.events += events
+
+
+def test_an_output_that_enriches_events_hands_them_to_the_outputs_after_it(tmp_path: Path) -> None:
+    """The snapshot output adds paths to the face events; outputs after it get those, the ones
+    before it the events as the runner raised them."""
+    before, after = EventKeeper(), EventKeeper()
+    snapshots = SnapshotSink(tmp_path, "numbers")
+    settings = RunnerSettings(tracking=True, live=False, detect_every=1)
+    run_camera(NumberedSource(6, live=False), OneFace(), [before, snapshots, after], settings)
+    assert [e.kind for e in before.events] == [e.kind for e in after.events] == ["face_appeared", "face_left"]
+    assert [e.event_id for e in before.events] == [e.event_id for e in after.events]
+    assert all(e.snapshots == () for e in before.events)
+    appeared, left = after.events
+    assert len(appeared.snapshots) == 2 and len(left.snapshots) == 1
+    assert all(Path(path).is_file() for path in (*appeared.snapshots, *left.snapshots))
+
+
 def test_a_live_channel_never_drops_an_item_that_must_arrive() -> None:
     dropped = []
     channel = FrameChannel(
@@ -327,3 +352,34 @@ def test_a_live_channel_never_drops_an_item_that_must_arrive() -> None:
         channel.put(value)
     assert [channel.poll() for _ in range(4)] == [1, 3, 5, 6]
     assert len(dropped) == 1
+
+
+def test_recordings_keep_the_colours_of_the_frames(tmp_path: Path) -> None:
+    """Colour blocks survive the BGR -> YUV conversion and encoding, in both recorder paths
+    (OpenCV's I420 for H.264, FFmpeg's converter for MJPEG's full-range yuvj420p)."""
+    import av
+
+    image = np.zeros((96, 128, 3), np.uint8)
+    colours = [(0, 0, 255), (0, 255, 0), (255, 0, 0), (40, 160, 220)]
+    for k, colour in enumerate(colours):
+        image[:, 32 * k : 32 * (k + 1)] = colour
+    for codec, suffix in (("h264", ".mp4"), ("mjpeg", ".avi")):
+        out = tmp_path / f"colours{suffix}"
+        recorder = VideoRecorder(out, fps=30, codec=codec)
+        for index in range(3):
+            frame = Frame(index, index / 30, 0.0, image)
+            recorder.write(_result(frame), image)
+        recorder.close()
+        with av.open(str(out)) as container:
+            decoded = next(container.decode(video=0)).to_ndarray(format="bgr24")
+        for k, colour in enumerate(colours):
+            block = decoded[16:80, 32 * k + 8 : 32 * (k + 1) - 8].reshape(-1, 3).mean(axis=0)
+            assert np.abs(block - colour).max() < 8, (codec, colour, block)
+
+
+def _result(frame: Frame):
+    from livefaces.frames import FrameResult
+    from livefaces.tracker import TrackedFaces
+
+    faces = TrackedFaces(Detections.empty(), np.zeros(0, bool), np.zeros(0, bool))
+    return FrameResult("colours", frame, faces, True)

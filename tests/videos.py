@@ -1,4 +1,5 @@
-"""Real encoded test videos, written with PyAV from the demo scene (faces included)."""
+"""Real encoded test videos, written with PyAV from the demo scene (faces included) or from the
+bundled astronaut photo (one face that appears and leaves)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import cv2
 import numpy as np
 
 from livefaces.demo import DemoScene
+
+ASTRONAUT = Path(__file__).resolve().parent.parent / "livefaces" / "assets" / "astronaut.jpg"
 
 
 def write_video(
@@ -49,6 +52,29 @@ def write_video(
                     container.mux(packet)
             for packet in tone.encode(None):
                 container.mux(packet)
+    return path
+
+
+def write_face_video(
+    path: Path, blank_before: int = 6, face: int = 24, blank_after: int = 24, fps: int = 24
+) -> Path:
+    """A 480x360 H.264 clip: grey frames, then the astronaut photo (one face, about 60 px wide)
+    for `face` frames, then grey again: one face that appears and leaves."""
+    photo = cv2.resize(cv2.imread(str(ASTRONAUT)), (360, 360), interpolation=cv2.INTER_AREA)
+    blank = np.full((360, 480, 3), 96, np.uint8)
+    shown = blank.copy()
+    shown[:, 60:420] = photo
+    frames = [blank] * blank_before + [shown] * face + [blank] * blank_after
+    with av.open(str(path), mode="w") as container:
+        video = container.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = 480, 360, "yuv420p"
+        for index, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts, frame.time_base = index, Fraction(1, fps)
+            for packet in video.encode(frame):
+                container.mux(packet)
+        for packet in video.encode(None):
+            container.mux(packet)
     return path
 
 

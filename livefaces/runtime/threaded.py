@@ -62,7 +62,9 @@ class Sink(Protocol):
 
     render: the image it wants with each result: "annotated", "raw", or None (no image).
     An output that wants events defines `on_events(events)`: the writer calls it with every event
-    of the camera, in order, each frame's events right after that frame's `write`.
+    of the camera, in order, each frame's events right after that frame's `write`. It may return
+    the events enriched (e.g. with snapshot paths; same events, same order): the outputs after it
+    get those instead.
     """
 
     render: str | None
@@ -407,12 +409,15 @@ class CameraWorker:
         self._hand_events(result.events)
 
     def _hand_events(self, events: tuple[Event, ...]) -> None:
+        """Every output that wants events gets them in order; one that returns events (the same,
+        enriched) passes those on to the outputs after it."""
         if not events:
             return
         for sink in self.setup.sinks:
             on_events = getattr(sink, "on_events", None)
             if on_events is not None:
-                on_events(events)
+                enriched = on_events(events)
+                events = events if enriched is None else tuple(enriched)
 
     def _close_sinks(self) -> None:
         failures = []

@@ -1,0 +1,1 @@
+"""Outputs: what the app writes for each camera (recordings, logs, events, snapshots)."""
