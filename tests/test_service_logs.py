@@ -232,11 +232,11 @@ def test_a_service_run_logs_state_changes_with_times_and_nothing_per_frame(tmp_p
     assert not any("frames=" in line for line in said)  # the old periodic status lines are gone
 
 
-def test_sighup_reopens_the_log_file_and_never_stops_the_run(tmp_path: Path) -> None:
-    path = tmp_path / "livefaces.log"
+def test_sighup_reopens_the_log_and_event_files_and_never_stops_the_run(tmp_path: Path) -> None:
+    path, events = tmp_path / "livefaces.log", tmp_path / "events.jsonl"
     args = ["--source", "demo", "--live", "--no-display", "--camera-size", "320x240", "--json", "-"]
     process = subprocess.Popen(
-        livefaces(*args, "--metrics", "127.0.0.1:0", "--log-file", str(path)),
+        livefaces(*args, "--metrics", "127.0.0.1:0", "--log-file", str(path), "--events", str(events)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=environment(),
@@ -246,6 +246,7 @@ def test_sighup_reopens_the_log_file_and_never_stops_the_run(tmp_path: Path) -> 
         for _ in range(10):
             json.loads(process.stdout.readline())
         path.rename(tmp_path / "livefaces.log.1")  # what logrotate does, then it signals
+        events.rename(tmp_path / "events.jsonl.1")
         process.send_signal(signal.SIGHUP)
         for _ in range(30):  # still running after the hang-up
             assert json.loads(process.stdout.readline())["camera"] == "demo"
@@ -260,8 +261,14 @@ def test_sighup_reopens_the_log_file_and_never_stops_the_run(tmp_path: Path) -> 
     assert "stopped by SIGTERM" not in rotated
     said = messages(fresh)
     assert any(line.startswith("livefaces: stopped by SIGTERM after ") for line in said), fresh
-    assert said[-1].startswith("livefaces: wrote standard output: ")
+    assert said[-1].startswith("livefaces: wrote ")
     assert messages(err)[-1] == said[-1]  # stderr holds the same records
+    before = [json.loads(line) for line in (tmp_path / "events.jsonl.1").read_text().splitlines()]
+    after = [json.loads(line) for line in events.read_text().splitlines()]
+    assert after, "the events after the hang-up go to a new file"
+    assert any(e["event"] == "face_left" and e["reason"] == "stopped" for e in after)
+    appeared = {e["track_id"] for e in before + after if e["event"] == "face_appeared"}
+    assert {e["track_id"] for e in before + after if e["event"] == "face_left"} <= appeared
 
 
 def test_an_unwritable_log_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
