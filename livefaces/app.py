@@ -25,6 +25,7 @@ from livefaces.runtime.camera_runner import CameraRunner, RunnerSettings
 from livefaces.runtime.threaded import CameraLimits, CameraSetup, SessionSummary, Sink
 
 if TYPE_CHECKING:
+    from livefaces.observe.metrics import SessionMetrics
     from livefaces.outputs.events import EventLog
     from livefaces.outputs.retention import Retention
     from livefaces.tiles import TileBoard
@@ -263,51 +264,100 @@ def run_session(
 ) -> SessionOutcome:
     """Build the shared detector, every camera's runner and outputs, and run them until every
     camera ends or `stop` is set. Always finalizes every output. `shared`: the outputs cameras
-    share, made by the caller when it needs them during the run (to reopen the event logs)."""
+    share, made by the caller when it needs them during the run (to reopen the event logs). On a
+    terminal the panel shows the session; state changes are logged (`livefaces.observe.state_log`);
+    with `--metrics` the session is served to Prometheus while it runs."""
     from livefaces.display import TiledWindow, display_available
+    from livefaces.observe.logs import log
+    from livefaces.observe.state_log import StateLog, StatusWatcher
     from livefaces.panel import SessionReporter
     from livefaces.runtime.threaded import Session
     from livefaces.tiles import TileBoard
 
+    metrics = None
     try:
+        metrics = _serve_metrics(config)
         show = config.display and display_available()
         if config.display and not show:
-            console.print(
-                "livefaces: no display available, running headless (--no-display)",
-                highlight=False,
-                soft_wrap=True,
-                markup=False,
-            )
+            log().info("livefaces: no display available, running headless (--no-display)")
         from livefaces.detector import MTCNN
 
         detector = MTCNN(device=config.device)
         board = TileBoard([camera.spec.name for camera in cameras]) if show else None
         shared = shared or SharedOutputs(config)
-        setups = [
-            CameraSetup(
-                camera.source,
-                CameraRunner(camera.spec.name, camera.info.fps, _runner_settings(camera, len(cameras))),
-                _sinks(config, camera, board, shared),
-                CameraLimits(config.max_frames, config.duration),
-                camera.frames,
-            )
-            for camera in cameras
-        ]
+        setups = [_setup(config, camera, board, len(cameras), shared, metrics) for camera in cameras]
     except BaseException:
+        if metrics is not None:
+            metrics.stop()
         for camera in cameras:
             camera.frames.close()  # type: ignore[attr-defined]
         raise
     session = Session(setups, detector, detector.device)
+    if metrics is not None:
+        metrics.collector.attach(session.status)
     window = None
     if board is not None:
         title = f"livefaces - {cameras[0].info.name}" if len(cameras) == 1 else "livefaces"
         window = TiledWindow(board, title, stop)
-    reporter = SessionReporter(session.status, console)
-    reporter.start()
+    reporter = SessionReporter(session.status, console) if console.is_terminal else None
+    watcher = StatusWatcher(session.status, StateLog()).start()
+    if reporter is not None:
+        reporter.start()
     try:
         summary = session.run(stop, abort, pump=window.pump if window is not None else None)
     finally:
-        reporter.stop()
+        if reporter is not None:
+            reporter.stop()
+        watcher.stop()
         if window is not None:
             window.close()
+        if metrics is not None:
+            metrics.stop()
     return SessionOutcome(summary, tuple(cameras))
+
+
+def _setup(
+    config: RunConfig,
+    camera: OpenCamera,
+    board: TileBoard | None,
+    count: int,
+    shared: SharedOutputs,
+    metrics: SessionMetrics | None,
+) -> CameraSetup:
+    """One camera's runner, outputs (the metrics' observer last) and bounds."""
+    name = camera.spec.name
+    sinks = _sinks(config, camera, board, shared)
+    observer = metrics.camera(name) if metrics is not None else None
+    if observer is not None:
+        sinks.append(observer.sink())
+    return CameraSetup(
+        camera.source,
+        CameraRunner(name, camera.info.fps, _runner_settings(camera, count)),
+        sinks,
+        CameraLimits(config.max_frames, config.duration),
+        camera.frames,
+        on_reply=observer.replied if observer is not None else None,
+    )
+
+
+def _serve_metrics(config: RunConfig) -> SessionMetrics | None:
+    """The session's metrics, served at `--metrics` (BadInput when that address cannot be bound)."""
+    if config.metrics is None:
+        return None
+    from livefaces.observe.logs import log
+    from livefaces.observe.metrics import SessionMetrics, is_loopback
+
+    host, port = config.metrics
+    metrics = SessionMetrics()
+    try:
+        endpoint = metrics.serve(host, port)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise BadInput(f"--metrics {host}:{port}: cannot serve metrics there: {reason}") from None
+    log().info(f"livefaces: metrics at {endpoint.url()}")
+    if not is_loopback(host):
+        log().warning(
+            f"livefaces: warning: metrics are served beyond this machine ({endpoint.url()}): anyone "
+            "who reaches it reads camera names and counts"
+        )
+    return metrics

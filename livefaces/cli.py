@@ -5,24 +5,32 @@ source lost included), 2 bad input (arguments, config file, source, output path,
 weights), 130 when a third interrupt aborted the finish. Errors are one line, never a traceback.
 The sources and the outputs are checked before TensorFlow loads, and what native libraries
 print to fd 2 is kept off the terminal (`LIVEFACES_NATIVE_LOGS=1` shows it).
+
+What the run says goes through the `livefaces` logger (`livefaces.observe.logs`): plain lines
+and the panel on a terminal; timestamped records with levels, one per state change, when stderr
+is not a terminal; also `--log-file`, reopened on SIGHUP (which never stops the run).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from livefaces import native_logs
-from livefaces.interrupts import EXIT_ABORTED, Interrupts
+from livefaces.interrupts import EXIT_ABORTED, Hangups, Interrupts
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from livefaces.app import OpenCamera, SessionOutcome
+    from livefaces.observe.logs import Logs
+    from livefaces.options import RunConfig
     from livefaces.runtime.threaded import CameraSummary
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -33,15 +41,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run livefaces with these arguments; returns the exit code."""
     stop, abort = threading.Event(), threading.Event()
     interrupts = Interrupts(stop, abort, recording=False)
+    hangups = Hangups()
     interrupts.install()
+    hangups.install()
     try:
         with native_logs.diverted():
-            return _main(argv, interrupts)
+            return _main(argv, interrupts, hangups)
     finally:
+        hangups.restore()
         interrupts.restore()
 
 
-def _main(argv: Sequence[str] | None, interrupts: Interrupts) -> int:
+def _main(argv: Sequence[str] | None, interrupts: Interrupts, hangups: Hangups) -> int:
     from livefaces.options import ConfigError, parse_command_line
 
     try:
@@ -50,51 +61,72 @@ def _main(argv: Sequence[str] | None, interrupts: Interrupts) -> int:
         print(f"livefaces: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     interrupts.recording = any(config.output_for(camera.name) for camera in config.cameras)
-    try:
-        from rich.console import Console
+    from rich.console import Console
 
-        from livefaces.app import BadInput, open_cameras, run_session
+    from livefaces.observe.logs import Logs
+
+    console = Console(stderr=True)
+    log_file = Path(config.log_file) if config.log_file else None
+    try:
+        logs = Logs(console, service=not console.is_terminal, log_file=log_file)
+    except OSError as error:
+        print(f"livefaces: error: {log_file}: cannot write the log file: {error.strerror}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    hangups.targets.append(logs.request_reopen)
+    try:
+        logs.install()
+        return _run(config, console, logs, interrupts, hangups)
+    finally:
+        hangups.targets.clear()
+        logs.close()
+
+
+def _run(config: RunConfig, console: Console, logs: Logs, interrupts: Interrupts, hangups: Hangups) -> int:
+    try:
+        from livefaces.app import BadInput, SharedOutputs, open_cameras, run_session
 
         cameras = open_cameras(config)
-        console = Console(stderr=True)
-        outcome = run_session(config, cameras, console, interrupts.stop, interrupts.abort)
+        shared = SharedOutputs(config)
+        hangups.targets.append(shared.reopen_event_logs)  # SIGHUP: the event files too
+        outcome = run_session(config, cameras, console, interrupts.stop, interrupts.abort, shared)
     except BadInput as error:
-        print(f"livefaces: error: {error}", file=sys.stderr)
+        logs.setup_error(f"livefaces: error: {error}")
         return EXIT_BAD_INPUT
     except Exception as error:  # one line, never a traceback
-        return _report_error(error)
-    return report(console, outcome, interrupts)
+        return _report_error(error, logs)
+    return report(outcome, interrupts)
 
 
-def _report_error(error: Exception) -> int:
+def _report_error(error: Exception, logs: Logs) -> int:
     """One line for an error raised before the cameras ran. Imports nothing heavy: reporting a
     bad source must not load TensorFlow (its weights errors are ValueErrors)."""
     from livefaces.capture import SourceError
 
     if isinstance(error, (SourceError, ValueError)):
-        print(f"livefaces: error: {error}", file=sys.stderr)
+        logs.setup_error(f"livefaces: error: {error}")
         return EXIT_BAD_INPUT
-    print(f"livefaces: failed: {type(error).__name__}: {error}", file=sys.stderr)
+    logs.setup_error(f"livefaces: failed: {type(error).__name__}: {error}")
     return EXIT_FAILED
 
 
-def report(console: Console, outcome: SessionOutcome, interrupts: Interrupts) -> int:
+def report(outcome: SessionOutcome, interrupts: Interrupts) -> int:
     """The end of a run in plain words, per camera: what ended it, what each output holds, what
-    was skipped. Returns the exit code."""
+    was skipped. Returns the exit code. The lines go through the `livefaces` logger (plain on a
+    terminal, timestamped in service mode)."""
     several = len(outcome.cameras) > 1
     codes = [EXIT_OK]
     for camera, summary in zip(outcome.cameras, outcome.summary.cameras):
         code, head = _camera_head(camera, summary, outcome.summary.aborted, interrupts)
         codes.append(code)
         prefix = f"livefaces: [{camera.spec.name}] " if several else "livefaces: "
-        _print(console, prefix + head)
+        _say(prefix + head, logging.ERROR if code != EXIT_OK else logging.INFO)
         for written in summary.outputs:
-            _print(console, f"{prefix}wrote {written}")
+            _say(f"{prefix}wrote {written}")
         skipped = camera.source.skipped
         for line in skipped[:MAX_SKIPPED_SHOWN]:
-            _print(console, f"{prefix}skipped {line}")
+            _say(f"{prefix}skipped {line}", logging.WARNING)
         if len(skipped) > MAX_SKIPPED_SHOWN:
-            _print(console, f"{prefix}skipped {len(skipped) - MAX_SKIPPED_SHOWN} more unreadable files")
+            _say(f"{prefix}skipped {len(skipped) - MAX_SKIPPED_SHOWN} more unreadable files", logging.WARNING)
     if outcome.summary.aborted:
         return EXIT_ABORTED
     return max(codes)
@@ -139,19 +171,19 @@ def _truncated(camera: OpenCamera, summary: CameraSummary) -> bool:
     return summary.captured + camera.source.corrupt_frames < 0.98 * info.frame_count - 1
 
 
-def _print(console: Console, line: str) -> None:
-    console.print(line, highlight=False, soft_wrap=True, markup=False)
+def _say(line: str, level: int = logging.INFO) -> None:
+    logging.getLogger("livefaces").log(level, line)
 
 
 def run() -> None:
     """Console-script entry point.
 
-    SIGINT and SIGTERM are ignored outside `main` (whose handlers restore this on the way out),
-    so an interrupt that arrives while the process exits cannot kill it mid-exit with a
+    SIGINT, SIGTERM and SIGHUP are ignored outside `main` (whose handlers restore this on the way
+    out), so a signal that arrives while the process exits cannot kill it mid-exit with a
     misleading status: the exit code stays the one the report announced.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])):
         signal.signal(signum, signal.SIG_IGN)
     sys.exit(main())

@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 EXIT_ABORTED = 130
@@ -70,3 +71,32 @@ def _say(line: str) -> None:
 def _give_up() -> None:
     _say("livefaces: aborted: the finish hung; the recording is incomplete and may not play")
     os._exit(EXIT_ABORTED)
+
+
+class Hangups:
+    """SIGHUP during a run: every target (a callable) reopens its files, for logrotate; the run
+    goes on, a hang-up never stops it. A target runs inside the signal handler: it must not
+    block for long, and one that fails (a path that cannot be opened again) keeps its old file
+    and is named in one line."""
+
+    def __init__(self) -> None:
+        self.targets: list[Callable[[], None]] = []
+        self._previous: object = None
+        self._installed = False
+
+    def install(self) -> None:
+        if hasattr(signal, "SIGHUP") and threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGHUP, self._handle)
+            self._installed = True
+
+    def restore(self) -> None:
+        if self._installed:
+            signal.signal(signal.SIGHUP, self._previous)  # type: ignore[arg-type]
+            self._installed = False
+
+    def _handle(self, _signum: int, _frame: FrameType | None) -> None:
+        for target in list(self.targets):
+            try:
+                target()
+            except Exception as error:
+                _say(f"livefaces: SIGHUP: cannot reopen: {error}; writing on to the old file")

@@ -262,6 +262,33 @@ class ByteSize(Kind):
 
 
 @dataclass(frozen=True)
+class Address(Kind):
+    """`PORT` (on 127.0.0.1) or `HOST:PORT` (`[::1]:PORT` for IPv6); port 0 takes a free one."""
+
+    default_host: str = "127.0.0.1"
+
+    def describe(self) -> str:
+        return "PORT or HOST:PORT such as 9108 or 0.0.0.0:9108"
+
+    def from_text(self, text: str) -> tuple[str, int]:
+        host, _, port = text.strip().rpartition(":")
+        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        if not port.isdigit() or int(port) > 65535 or any(c in host for c in "[]/@ "):
+            raise self.problem("an address holding '@'" if "@" in text else repr(text))
+        return host or self.default_host, int(port)
+
+    def check(self, value: Any) -> tuple[str, int]:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise self.problem(_show(value))
+        try:
+            return self.from_text(value)
+        except ValueError:
+            raise self.problem("an address holding '@'" if "@" in value else _show(value)) from None
+
+
+@dataclass(frozen=True)
 class Every(Kind):
     """`auto` (track faces) or N (a full detection every Nth frame)."""
 
@@ -495,6 +522,16 @@ class RunConfig:
         "where the output pattern has {start} (else before the suffix)",
         metavar="S",
     )
+    metrics: tuple[str, int] | None = option(
+        None,
+        Address(),
+        "serve Prometheus metrics at http://HOST:PORT/metrics (a PORT alone: on 127.0.0.1)",
+        metavar="[HOST:]PORT",
+    )
+    log_file: str | None = option(
+        None, Text(), "also log state changes and the report to this file (reopened on SIGHUP)",
+        metavar="FILE",
+    )  # fmt: skip
     config_path: Path | None = None
 
     def output_for(self, camera: str) -> Path | None:
@@ -834,7 +871,7 @@ def _file_setting(entry: Entry, value: Any, path: Path, where: str, level: Level
         checked = entry.option.kind.check(value)
     except ValueError as error:
         raise ConfigError(f"{path}: {where}: {error}") from None
-    if entry.name in (*_PATH_KEYS, *_SHARED_PATH_KEYS) and checked != "-":
+    if entry.name in (*_PATH_KEYS, *_SHARED_PATH_KEYS, "log_file") and checked != "-":
         checked = _beside(path, checked)
     return Setting(checked, level, f"{path}: {where}")
 

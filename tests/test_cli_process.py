@@ -22,6 +22,7 @@ import pytest
 
 from livefaces.demo import DemoScene
 from tests.conftest import ASSETS
+from tests.log_lines import messages
 from tests.videos import write_video
 
 REPO = Path(__file__).resolve().parent.parent
@@ -117,9 +118,9 @@ def test_a_run_prints_no_native_chatter_and_names_skipped_files(tmp_path: Path) 
     result = livefaces("--source", str(folder), "--no-display", "--json", str(tmp_path / "faces.jsonl"))
     err = result.stderr.decode()
     assert result.returncode == 0, err
-    assert all(line.startswith("livefaces: ") for line in err.splitlines()), err
+    assert all(line.startswith("livefaces: ") for line in messages(err)), err
     assert "JPEG" not in err and "oneDNN" not in err and "cuda" not in err.lower()
-    assert f"livefaces: skipped {folder / 'c_broken.png'}: not a readable image" in err.splitlines()
+    assert f"livefaces: skipped {folder / 'c_broken.png'}: not a readable image" in messages(err)
     assert "livefaces: done: 2 frames" in err  # the cut JPEG still decodes, partly grey
 
 
@@ -157,7 +158,7 @@ def test_a_truncated_file_is_reported(tmp_path: Path) -> None:
     assert result.returncode == 0, err
     if announced is None:  # mkv announces its length only in its duration
         assert "ended early" in err, err
-    lines = [line for line in err.splitlines() if line.startswith("livefaces: done:")]
+    lines = [line for line in messages(err) if line.startswith("livefaces: done:")]
     assert len(lines) == 1 and "ended early" in lines[0] and "of 60 announced frames" in lines[0], err
 
 
@@ -207,7 +208,7 @@ def test_repeated_interrupts_leave_a_playable_recording_and_an_honest_report(
     assert "Traceback" not in err
     assert out.is_file(), err
     frames = frames_in(out)  # playable, whatever happened
-    report = [line for line in err.splitlines() if line.startswith(f"livefaces: wrote {out}")]
+    report = [line for line in messages(err) if line.startswith(f"livefaces: wrote {out}")]
     assert len(report) == 1, err
     # Every frame shown (logged) is in the file: an interrupt never costs a written frame.
     assert report[0].startswith(f"livefaces: wrote {out}: {frames} frames"), err

@@ -488,6 +488,8 @@ def test_every_camera_option_is_a_config_key_and_a_field() -> None:
         "crf",
         "preset",
         "segment_time",
+        "metrics",
+        "log_file",
     }
 
 

@@ -155,7 +155,8 @@ class ServiceSettings:
 
 @dataclass(frozen=True)
 class ServiceLoad:
-    """The detector's load over the recent window, for the panel; counters since the start."""
+    """The detector's load over the recent window, for the panel; counters since the start
+    (`calls` and `busy_seconds`: detector calls made and seconds spent in them, for metrics)."""
 
     calls_per_second: float
     mean_batch: float
@@ -165,6 +166,8 @@ class ServiceLoad:
     served: int
     errors: int
     replaced: int
+    calls: int = 0
+    busy_seconds: float = 0.0
 
     def describe(self) -> str:
         """One line for the panel header."""
@@ -266,7 +269,8 @@ class DetectorService:
         self._queues: dict[str, deque[_Pending]] = {}  # in turn order: the next served first
         self._mailboxes: dict[str, Mailbox] = {}
         self._meter = LoadMeter(self.settings.load_window_seconds, clock())
-        self._served = self._errors = self._replaced = 0
+        self._served = self._errors = self._replaced = self._calls = 0
+        self._busy_seconds = 0.0
         self._closed: ServiceClosed | None = None
 
     @property
@@ -340,7 +344,8 @@ class DetectorService:
         with self._lock:
             rate, batch, ms, busy = self._meter.read(self._clock())
             pending = sum(len(queue) for queue in self._queues.values())
-            return ServiceLoad(rate, batch, ms, busy, pending, self._served, self._errors, self._replaced)
+            counters = (self._served, self._errors, self._replaced, self._calls, self._busy_seconds)
+            return ServiceLoad(rate, batch, ms, busy, pending, *counters)
 
     def _connect(self, camera: str) -> Mailbox:
         if camera not in self._mailboxes:
@@ -452,6 +457,8 @@ class DetectorService:
         seconds = self._clock() - start
         with self._lock:
             self._meter.record(start, seconds, len(batch))
+            self._calls += 1
+            self._busy_seconds += seconds
         return [
             DetectorReply(
                 p.request.camera,

@@ -115,7 +115,8 @@ class CameraSummary:
 @dataclass
 class CameraSetup:
     """What one camera needs to run: its source (and its already opened frames, if any), its
-    runner, its outputs and its bounds."""
+    runner, its outputs and its bounds. on_reply: called on the runner thread with every detector
+    answer absorbed (metrics observe its latency there)."""
 
     source: Source
     runner: CameraRunner
@@ -123,6 +124,7 @@ class CameraSetup:
     limits: CameraLimits = field(default_factory=CameraLimits)
     frames: Iterator[Frame] | None = None
     queue_size: int = 8
+    on_reply: Callable[[DetectorReply], None] | None = None
 
     @property
     def name(self) -> str:
@@ -349,6 +351,8 @@ class CameraWorker:
         if not reply.replaced:
             self.stats.detected_frame(reply.compute_seconds / max(reply.batch_size, 1))
             self.stats.detect_every = self.setup.runner.cadence
+            if self.setup.on_reply is not None:
+                self.setup.on_reply(reply)
 
     def _pass_on(self, result: FrameResult) -> None:
         self._last_time = result.frame.timestamp

@@ -1,0 +1,1 @@
+"""Watching a run: metrics, logs and statistics."""
