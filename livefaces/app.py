@@ -227,6 +227,7 @@ def _sinks(
 def _recorder(config: RunConfig, output: Path, info: SourceInfo) -> Sink:
     """The camera's video output: one file, or segments when asked for (or named by {start})."""
     from livefaces.recorder import VideoRecorder
+    from livefaces.runtime.cores import threads_each
     from livefaces.segments import START, SegmentedRecorder
 
     segmented = config.segment_time is not None
@@ -240,6 +241,7 @@ def _recorder(config: RunConfig, output: Path, info: SourceInfo) -> Sink:
         audio_from=audio,
         crash_safe=info.live,
         rebase=segmented,
+        threads=threads_each(len(config.cameras)),  # every camera records: they share the cores
     )
     if segmented or START in output.name:
         return SegmentedRecorder(output, make, config.segment_time)
@@ -281,7 +283,9 @@ def run_session(
         if config.display and not show:
             log().info("livefaces: no display available, running headless (--no-display)")
         from livefaces.detector import MTCNN
+        from livefaces.runtime.cores import share_detector_cores
 
+        share_detector_cores(len(cameras))
         detector = MTCNN(device=config.device)
         board = TileBoard([camera.spec.name for camera in cameras]) if show else None
         shared = shared or SharedOutputs(config)

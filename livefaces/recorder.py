@@ -48,6 +48,7 @@ CRASH_SAFE_GOP_SECONDS = 1.0  # a keyframe every second, so every fragment can s
 class VideoRecorder:
     """A sink that writes annotated frames to a video file (mp4, mkv, mov or avi).
 
+    threads: the encoder's threads (None: FFmpeg's choice; several cameras share the cores).
     rebase: the file's time starts at 0 with its first frame (segments) instead of keeping the
     source's timestamps.
     crash_safe: for live recordings: fragmented MP4 / short Matroska clusters flushed as they
@@ -67,9 +68,11 @@ class VideoRecorder:
         audio_from: Path | None = None,
         crash_safe: bool = False,
         rebase: bool = False,
+        threads: int | None = None,
     ) -> None:
         self.path = Path(path)
         self.rebase = rebase
+        self.threads = threads
         if self.path.suffix.lower() not in VIDEO_SUFFIXES:
             raise ValueError(f"{self.path}: the output must end in one of {', '.join(VIDEO_SUFFIXES)}")
         self.fps = fps or 30.0
@@ -161,6 +164,8 @@ class VideoRecorder:
         if self.crash_safe:
             stream.codec_context.gop_size = max(1, round(self.fps * CRASH_SAFE_GOP_SECONDS))
         stream.time_base = self._time_base
+        if self.threads is not None:
+            stream.codec_context.thread_count = self.threads
         stream.codec_context.time_base = self._time_base
         self._container, self._video = container, stream
         if self.audio_from is not None:

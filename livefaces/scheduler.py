@@ -50,6 +50,7 @@ class ScanScheduler:
         self.scan_seconds: float | None = None
         self.refine_seconds: float | None = None
         self._last_scan: float | None = None
+        self._next_due: float | None = None
 
     @property
     def scans_per_second(self) -> float:
@@ -70,15 +71,25 @@ class ScanScheduler:
 
     def wants_full_scan(self, timestamp: float) -> bool:
         """Whether the frame at `timestamp` gets a full scan (the first frame always does)."""
-        if self._last_scan is None or timestamp < self._last_scan:
+        if self._next_due is None or self._last_scan is None or timestamp < self._last_scan:
             return True
         # Half a frame of slack, so a cadence of N frames is not missed by rounding.
-        return timestamp - self._last_scan >= self.scan_interval - 0.5 / self.fps
+        return timestamp >= self._next_due - 0.5 / self.fps
 
     def scanned(self, timestamp: float, seconds: float) -> None:
-        """Record a full scan of the frame at `timestamp` that took `seconds`."""
-        self._last_scan = timestamp
+        """Record a full scan of the frame at `timestamp` that took `seconds`.
+
+        Scans are due on a grid of `scan_interval` steps, not an interval after each scan: a scan
+        that had to wait for the detector (busy with other cameras) does not push every later one
+        back, so the rate asked for is the rate delivered while the waits stay under an interval.
+        An early scan (a scene cut) or one more than an interval late starts the grid again."""
         self.scan_seconds = self._average(self.scan_seconds, seconds)
+        interval = self.scan_interval
+        due = self._next_due
+        early = due is None or timestamp < due - 0.5 / self.fps
+        late = due is not None and timestamp - due >= interval
+        self._next_due = timestamp + interval if early or late else due + interval
+        self._last_scan = timestamp
 
     def refined(self, seconds: float) -> None:
         """Record a refinement that took `seconds`."""

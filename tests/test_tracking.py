@@ -82,6 +82,32 @@ def test_scheduler_floor_and_ceiling() -> None:
         SchedulerSettings(budget=0.0)
 
 
+@pytest.mark.parametrize("wait_frames", [0, 1, 2, 4])
+def test_scans_wanted_late_still_come_at_the_asked_rate(wait_frames: int) -> None:
+    """A camera whose scan waits `wait_frames` frames for a busy detector still gets the floor's
+    5 scans per second: due times sit on a grid, waits do not add up."""
+    fps = 30.0
+    scheduler = ScanScheduler(fps, SchedulerSettings(min_scans_per_second=5.0, adaptive=False))
+    wanted_at: int | None = None
+    scans = 0
+    for index in range(300):  # 10 s
+        if wanted_at is None and scheduler.wants_full_scan(index / fps):
+            wanted_at = index
+        if wanted_at is not None and index == wanted_at + wait_frames:
+            scheduler.scanned(index / fps, 0.05)
+            scans += 1
+            wanted_at = None
+    assert 49 <= scans <= 51
+
+
+def test_a_scene_cut_scan_restarts_the_grid() -> None:
+    scheduler = ScanScheduler(30.0, SchedulerSettings(min_scans_per_second=5.0, adaptive=False))
+    scheduler.scanned(0.0, 0.05)
+    scheduler.scanned(0.1, 0.05)  # early: a cut
+    assert not scheduler.wants_full_scan(0.2)
+    assert scheduler.wants_full_scan(0.3)
+
+
 def test_refine_measures_a_moved_face(detector: MTCNN, astronaut: np.ndarray) -> None:
     found = detector.detect(astronaut)
     face = found.select(np.array([int(np.argmax(found.scores))]))

@@ -1,0 +1,41 @@
+"""How the machine's cores are shared when several cameras run in one process.
+
+Each camera decodes and encodes on threads of its own, and the shared detector runs its graphs on
+TensorFlow's thread pool. With several cameras those pools would each ask for every core, and
+the cores are already busy with the other cameras' work: frame threads and spinning pool workers
+then cost more CPU than they save (on two cores, four recorded 720p cameras got 16 full scans per
+second with FFmpeg's and TensorFlow's default pools, 24 with one encoder thread per camera and
+one TensorFlow thread; `benchmarks/cameras.py`). So with N cameras, each pool gets cores // N
+threads (at least one); one camera keeps the libraries' defaults.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+
+def available_cores() -> int:
+    """Cores this process may run on."""
+    with contextlib.suppress(AttributeError, OSError):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def threads_each(workers: int, cores: int | None = None) -> int | None:
+    """Threads for each of `workers` pools sharing the cores; None: one worker, the default."""
+    if workers < 2:
+        return None
+    return max(1, (cores or available_cores()) // workers)
+
+
+def share_detector_cores(cameras: int) -> None:
+    """Give TensorFlow's op pool its share of the cores before its first op (a no-op for one
+    camera, or when TensorFlow already runs: its pools are fixed once started)."""
+    threads = threads_each(cameras)
+    if threads is None:
+        return
+    import tensorflow as tf
+
+    with contextlib.suppress(RuntimeError):
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
