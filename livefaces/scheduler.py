@@ -49,14 +49,24 @@ class ScanScheduler:
         self.fps = fps if fps and fps > 0 else 30.0
         self.scan_seconds: float | None = None
         self.refine_seconds: float | None = None
+        self.wait_seconds: float | None = None
         self._last_scan: float | None = None
         self._next_due: float | None = None
 
     @property
+    def contended(self) -> bool:
+        """Whether this camera's requests queue behind others' (a detector shared and saturated):
+        their smoothed wait exceeds a frame interval."""
+        return self.wait_seconds is not None and self.wait_seconds > 1.0 / self.fps
+
+    @property
     def scans_per_second(self) -> float:
-        """Full scans per second of source time that fit the budget (between the floor and fps)."""
+        """Full scans per second of source time that fit the budget (between the floor and fps).
+
+        Above the floor only while the detector answers without queueing: on a saturated shared
+        detector one camera's extra scans would push the others below their floor."""
         floor, ceiling = self.settings.min_scans_per_second, self.fps
-        if self.scan_seconds is None or not self.settings.adaptive:
+        if self.scan_seconds is None or not self.settings.adaptive or self.contended:
             return min(floor, ceiling)
         refine = self.refine_seconds or 0.0
         if self.scan_seconds <= refine:
@@ -76,14 +86,16 @@ class ScanScheduler:
         # Half a frame of slack, so a cadence of N frames is not missed by rounding.
         return timestamp >= self._next_due - 0.5 / self.fps
 
-    def scanned(self, timestamp: float, seconds: float) -> None:
-        """Record a full scan of the frame at `timestamp` that took `seconds`.
+    def scanned(self, timestamp: float, seconds: float, waited: float = 0.0) -> None:
+        """Record a full scan of the frame at `timestamp` that took `seconds` after waiting
+        `waited` seconds for the detector.
 
         Scans are due on a grid of `scan_interval` steps, not an interval after each scan: a scan
         that had to wait for the detector (busy with other cameras) does not push every later one
         back, so the rate asked for is the rate delivered while the waits stay under an interval.
         An early scan (a scene cut) or one more than an interval late starts the grid again."""
         self.scan_seconds = self._average(self.scan_seconds, seconds)
+        self.wait_seconds = self._average(self.wait_seconds, waited)
         interval = self.scan_interval
         due = self._next_due
         early = due is None or timestamp < due - 0.5 / self.fps
@@ -91,9 +103,10 @@ class ScanScheduler:
         self._next_due = timestamp + interval if early or late else due + interval
         self._last_scan = timestamp
 
-    def refined(self, seconds: float) -> None:
-        """Record a refinement that took `seconds`."""
+    def refined(self, seconds: float, waited: float = 0.0) -> None:
+        """Record a refinement that took `seconds` after waiting `waited` seconds."""
         self.refine_seconds = self._average(self.refine_seconds, seconds)
+        self.wait_seconds = self._average(self.wait_seconds, waited)
 
     def describe(self) -> str:
         """The cadence chosen, for the panel: e.g. 'tracking, 7.5 full scans/s'."""

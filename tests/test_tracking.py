@@ -100,6 +100,18 @@ def test_scans_wanted_late_still_come_at_the_asked_rate(wait_frames: int) -> Non
     assert 49 <= scans <= 51
 
 
+def test_a_camera_queueing_on_a_shared_detector_keeps_to_its_floor() -> None:
+    """Cheap scans would afford 20/s; once answers queue behind other cameras' requests (waits
+    beyond a frame interval), the camera asks for its floor only, leaving the rest to them."""
+    scheduler = ScanScheduler(30.0, SchedulerSettings(min_scans_per_second=5.0, budget=0.8))
+    scheduler.scanned(0.0, 0.02, waited=0.005)
+    scheduler.refined(0.002, waited=0.005)
+    assert scheduler.scans_per_second > 15 and not scheduler.contended
+    for _ in range(20):
+        scheduler.refined(0.002, waited=0.08)
+    assert scheduler.contended and scheduler.scans_per_second == 5.0
+
+
 def test_a_scene_cut_scan_restarts_the_grid() -> None:
     scheduler = ScanScheduler(30.0, SchedulerSettings(min_scans_per_second=5.0, adaptive=False))
     scheduler.scanned(0.0, 0.05)

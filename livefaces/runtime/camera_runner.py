@@ -161,10 +161,10 @@ class CameraRunner:
         cost = reply.compute_seconds / max(reply.batch_size, 1)
         if asked.kind == "scan":
             self.full_scans += 1
-            self.scheduler.scanned(frame.timestamp, cost)
+            self.scheduler.scanned(frame.timestamp, cost, reply.wait_seconds)
         else:
             self.refinements += 1
-            self.scheduler.refined(cost)
+            self.scheduler.refined(cost, reply.wait_seconds)
         self._measured_index = frame.index
         if not self.settings.tracking:
             self._current = found
