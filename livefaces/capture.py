@@ -325,7 +325,7 @@ def _read_av(url: str, settings: CaptureSettings, source: Source, stream: bool) 
         if not container.streams.video:
             raise SourceError(f"{info.name}: has no video stream")
         video = container.streams.video[0]
-        video.thread_type = decoder_threading(stream)
+        configure_decoder(video, stream)
         rate = video.average_rate or video.guessed_rate
         fps = float(rate) if rate else None
         source.publish(fps=fps, frame_count=video.frames or _estimated_frames(container, video, fps))
@@ -334,10 +334,16 @@ def _read_av(url: str, settings: CaptureSettings, source: Source, stream: bool) 
         container.close()
 
 
-def decoder_threading(stream: bool) -> str:
-    """Slice threads for live streams: frame threads hold (threads - 1) decoded frames back, two
-    frames of latency on two cores; files take frame threads, which decode faster."""
-    return "SLICE" if stream else "AUTO"
+def configure_decoder(video: av.VideoStream, stream: bool) -> None:
+    """Live streams: slice threads, which hold no decoded frame back (frame threads hold
+    threads - 1 frames: two frames of latency on two cores), with `chunks`, so a picture that
+    an RTP depayloader split over two packets is put together before it is shown instead of
+    coming out half decoded. Files: frame threads, which decode faster."""
+    if stream:
+        video.thread_type = "SLICE"
+        video.codec_context.options = {**video.codec_context.options, "flags2": "+chunks"}
+    else:
+        video.thread_type = "AUTO"
 
 
 def _decode(

@@ -286,6 +286,9 @@ class CameraWorker:
                 if not self._frames.put(item):
                     self._ended_by = ENDED_BY_STOP
                     break
+            else:
+                if self.stop.is_set():  # the watchdog returns when stopped between attempts
+                    self._ended_by = ENDED_BY_STOP
         except BaseException as exc:  # carried to the runner and reported in the summary
             error = exc
             self._fail("capture", exc)
