@@ -95,11 +95,14 @@ def state_text(camera: CameraStatus, short: bool = False) -> str:
 
 def quality_text(quality: LinkQuality, short: bool = False) -> str:
     """The connection over the last hour (or since start): `last hour: 2 reconnects, 1 stall,
-    14.8 of 15 fps`; short: `2 rc 1 st 14.8/15`."""
+    14.8 of 15 fps`; short: `2 rc 1 st 99%` (the frame rate as a share of the announced one)."""
     fps = f"{quality.fps:.1f}" if quality.fps is not None else "-"
     expected = f"{quality.expected_fps:.4g}" if quality.expected_fps else "?"
     if short:
-        return f"{quality.reconnects} rc {quality.stalls} st {fps}/{expected}"
+        share = f"{fps} fps"
+        if quality.fps is not None and quality.expected_fps:
+            share = f"{100 * quality.fps / quality.expected_fps:.0f}%"
+        return f"{quality.reconnects} rc {quality.stalls} st {share}"
     span = "last hour" if quality.seconds >= HOUR - MINUTE else f"last {clock_time(quality.seconds)}"
     stalls = f"{quality.stalls} stall{'s' if quality.stalls != 1 else ''}"
     reconnects = f"{quality.reconnects} reconnect{'s' if quality.reconnects != 1 else ''}"
@@ -206,9 +209,12 @@ def _overview(status: SessionStatus) -> RenderableType:
     table.add_column("faces", justify="right")
     table.add_column("cadence", overflow="fold", max_width=18)
     table.add_column("latency", justify="right", no_wrap=True)
-    table.add_column("link 1h", no_wrap=True)
+    links = any(camera.quality is not None for camera in status.cameras)
+    if links:
+        table.add_column("link 1h", no_wrap=True)
     for camera in status.cameras:
         snap = camera.stats
+        link = [quality_text(camera.quality, short=True) if camera.quality is not None else "-"]
         table.add_row(
             Text(camera.name),
             Text(camera.source),
@@ -219,7 +225,7 @@ def _overview(status: SessionStatus) -> RenderableType:
             str(snap.faces),
             Text(snap.detect_every),
             f"{snap.latency_ms:.0f} ms",
-            quality_text(camera.quality, short=True) if camera.quality is not None else "-",
+            *(link if links else []),
         )
     parts: list[RenderableType] = [_header(status), table]
     progress = _progress_rows(list(status.cameras), named=True)
