@@ -7,6 +7,7 @@ sleeps); the only real timeouts are short socket timeouts.
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 import subprocess
 import sys
@@ -23,8 +24,8 @@ from livefaces.capture import CaptureSettings, open_source
 from livefaces.demo import DemoScene
 from livefaces.detections import Detections
 from livefaces.recorder import VideoRecorder
-from livefaces.runtime.camera_runner import RunnerSettings
-from livefaces.runtime.threaded import run_camera
+from livefaces.runtime.camera_runner import CameraRunner, RunnerSettings
+from livefaces.runtime.threaded import CameraSetup, Session, run_camera
 from livefaces.sources.reconnect import ReconnectSettings
 from tests.test_cli_process import REPO, environment
 from tests.test_rtsp import SERVER, _stop, _wait_ready, free_port, gst_python  # noqa: F401
@@ -305,3 +306,65 @@ def test_in_service_mode_a_camera_down_at_start_up_is_retried_while_the_others_r
     )
     assert alone.returncode == 2
     assert alone.stderr.decode().splitlines() == [f"livefaces: error: {masked}"]
+
+
+class Freezer(Watcher):
+    """Freezes the server (SIGSTOP: the connection stays open, no data comes) after ten frames."""
+
+    def __init__(self, server: subprocess.Popen) -> None:
+        super().__init__()
+        self.server = server
+        self.frozen = False
+
+    def write(self, result, image) -> None:
+        super().write(result, image)
+        if len(self.indices) == 10 and not self.frozen:
+            self.frozen = True
+            self.server.send_signal(signal.SIGSTOP)
+
+
+def test_a_frozen_server_is_a_stall_and_the_status_follows_the_reconnection(server_on) -> None:
+    port = free_port()
+    server = server_on(port, "--size", "160x120", "--fps", str(FPS))
+    url = f"rtsp://127.0.0.1:{port}/test"
+    source = open_source(url, CaptureSettings(open_timeout=1.0, read_timeout=0.5))
+    freezer, lines, seen, stop = Freezer(server), [], [], threading.Event()
+    reconnect = ReconnectSettings(first_delay=0.1, max_delay=0.2, stall_timeout=0.5)
+    setup = CameraSetup(
+        source, CameraRunner("gate", None, RunnerSettings(live=True)), [freezer], reconnect=reconnect
+    )
+    sessions: list[Session] = []
+
+    def report(line: str) -> None:  # on the reader thread, as each line is printed
+        lines.append(line)
+        seen.append(sessions[0].status().cameras[0])
+        if len(lines) == 2:  # the stall, then an attempt that met the frozen server
+            server.send_signal(signal.SIGCONT)
+
+    sessions.append(Session([setup], NoFaces(), report=report))
+    run = threading.Thread(target=sessions[0].run, args=(stop,))
+    run.start()
+    try:
+        assert freezer.back.wait(WAIT), f"not back: {lines}"
+        after = sessions[0].status().cameras[0]
+    finally:
+        stop.set()
+        run.join(WAIT)
+    assert not run.is_alive()
+    down = next(event for event in freezer.events if event.kind == "stream_down")
+    assert down.reason == "stall"
+    assert lines[0].startswith(f"livefaces: [gate] stream down: {url}: no data for 0.5 s (read timeout); ")
+    assert "no answer within 1 s (open timeout); next try in" in lines[1]
+    stalled = seen[0]
+    assert (stalled.state, stalled.attempt, stalled.stalls, stalled.reconnects) == ("reconnecting", 1, 1, 0)
+    assert stalled.next_try_in is not None and 0 < stalled.next_try_in <= 0.2
+    assert stalled.error == f"{url}: no data for 0.5 s (read timeout)"
+    assert (after.state, after.attempt, after.next_try_in, after.stalls, after.reconnects) == (
+        "online",
+        0,
+        None,
+        1,
+        1,
+    )
+    assert after.quality is not None and (after.quality.stalls, after.quality.reconnects) == (1, 1)
+    assert after.quality.expected_fps == FPS and after.quality.frames >= 10 + 2 * FPS
