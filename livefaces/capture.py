@@ -61,7 +61,7 @@ class CaptureSettings:
     camera_fps: float | None = None
     rtsp_transport: str = "tcp"
     open_timeout: float = 10.0
-    read_timeout: float = 10.0
+    read_timeout: float = 5.0
     live: bool | None = None
     demo_size: tuple[int, int] = (640, 480)
     demo_fps: float = 30.0

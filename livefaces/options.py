@@ -406,10 +406,11 @@ class CameraOptions:
         )
 
     def reconnect_settings(self) -> ReconnectSettings:
-        """How a live camera is reconnected (`livefaces.sources.watchdog`)."""
+        """How a live camera is reconnected (`livefaces.sources.watchdog`); its stalls are found
+        by the read timeout of `capture_settings`, which is `stall_timeout`."""
         from livefaces.sources.reconnect import ReconnectSettings
 
-        return ReconnectSettings(max_reconnects=self.max_reconnects, stall_timeout=self.stall_timeout)
+        return ReconnectSettings(max_reconnects=self.max_reconnects)
 
 
 @dataclass(frozen=True)

@@ -329,7 +329,7 @@ def test_a_frozen_server_is_a_stall_and_the_status_follows_the_reconnection(serv
     url = f"rtsp://127.0.0.1:{port}/test"
     source = open_source(url, CaptureSettings(open_timeout=1.0, read_timeout=0.5))
     freezer, lines, seen, stop = Freezer(server), [], [], threading.Event()
-    reconnect = ReconnectSettings(first_delay=0.1, max_delay=0.2, stall_timeout=0.5)
+    reconnect = ReconnectSettings(first_delay=0.1, max_delay=0.2)
     setup = CameraSetup(
         source, CameraRunner("gate", None, RunnerSettings(live=True)), [freezer], reconnect=reconnect
     )

@@ -94,7 +94,6 @@ def test_never_gives_up_by_default() -> None:
     ("changes", "problem"),
     [
         ({"max_reconnects": -1}, "max_reconnects"),
-        ({"stall_timeout": 0}, "stall_timeout"),
         ({"first_delay": 20.0}, "first_delay"),
         ({"jitter": 1.0}, "jitter"),
     ],

@@ -24,9 +24,8 @@ class ReconnectSettings:
     """How a live camera (stream or device) is kept connected.
 
     max_reconnects: attempts in a row before giving up (None: never; 0: no reconnection at all).
-    stall_timeout: seconds without a frame before the stream counts as stalled and is reopened.
-        5 s: ten frame intervals of a 2 fps night-mode camera and longer than the hiccups TCP
-        rides out by itself, yet a dead link is noticed in seconds, well before a person would.
+    (A stall, no frame for `--stall-timeout`, is found by the source's own read timeout,
+    `CaptureSettings.read_timeout`, which reports it as a `STALL` SourceError.)
     first_delay, max_delay, factor, jitter: the wait before attempt n is
         min(max_delay, first_delay * factor ** (n - 1)), less up to `jitter` of itself at random.
     stable_after: seconds a reopened stream must give frames before the backoff starts over.
@@ -37,7 +36,6 @@ class ReconnectSettings:
     """
 
     max_reconnects: int | None = None
-    stall_timeout: float = 5.0
     first_delay: float = 0.5
     max_delay: float = 10.0
     factor: float = 2.0
@@ -50,8 +48,6 @@ class ReconnectSettings:
     def __post_init__(self) -> None:
         if self.max_reconnects is not None and self.max_reconnects < 0:
             raise ValueError(f"max_reconnects must be >= 0 or None, got {self.max_reconnects}")
-        if self.stall_timeout <= 0:
-            raise ValueError(f"stall_timeout must be > 0 seconds, got {self.stall_timeout}")
         if not 0 < self.first_delay <= self.max_delay:
             raise ValueError(f"need 0 < first_delay <= max_delay, got {self.first_delay}, {self.max_delay}")
         if self.factor < 1 or not 0 <= self.jitter < 1:

@@ -4,7 +4,7 @@
 change of the link, a `StreamUp` or `StreamDown` event (plain values the reader hands on in
 order with the frames, so the runner, which owns the tracker, can end the tracks at a drop). It
 reopens the source after a read error, an end of stream, a stall (the source's own read timeout:
-no data, or no frame, for `stall_timeout`), or a frame rate far above the announced one (a
+no data, or no frame, for `--stall-timeout` seconds), or a frame rate far above the announced one (a
 backlog being replayed), waiting between attempts as `Backoff` says, on the stop event, so a
 stop is immediate. No thread is started: an unreachable camera costs its own reader thread only,
 and the others never wait for it. The `Source` keeps one clock for the session, so indices and
