@@ -323,10 +323,12 @@ class CameraWorker:
             self._results.put(EventNotice(self.name, events))
 
     def _link_changed(self, event: Event) -> None:
-        """The stream went down (its tracks end: face_left "stream_down") or came up."""
-        events: tuple[Event, ...] = (event,)
+        """The stream went down (its tracks end: face_left "stream_down") or came up. Events the
+        last answer raised (after its frame was passed on) go first."""
+        runner = self.setup.runner
+        events: tuple[Event, ...] = (*runner.take_events(), event)
         if isinstance(event, StreamDown) and self._last_time is not None:
-            events += self.setup.runner.end_tracks(self._last_time, STREAM_DOWN)
+            events += runner.end_tracks(self._last_time, STREAM_DOWN)
         self._results.put(EventNotice(self.name, events))
 
     def _run_live(self) -> None:
