@@ -1,9 +1,11 @@
 """The app: cameras opened and checked, outputs built, one shared detector, the session run.
 
 `open_cameras` opens every source (reading its first frame) and checks every output before
-TensorFlow loads, so bad input fails fast with one line. `run_session` then builds the detector,
-each camera's runner and outputs, and runs them on the threaded runtime with the window (if any)
-pumped on this thread and the status panel on stderr.
+TensorFlow loads, so bad input fails fast with one line. In service mode (a config file, or
+several cameras: a standing installation rather than a try at the command line) a live camera
+that cannot be reached is not fatal: it is retried with backoff while the others run.
+`run_session` then builds the detector, each camera's runner and outputs, and runs them on the
+threaded runtime with the window (if any) pumped on this thread and the status panel on stderr.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from livefaces.capture import Source, SourceInfo, open_source
+from livefaces.capture import LIVE_KINDS, Source, SourceError, SourceInfo, open_source
 from livefaces.frames import Frame
 from livefaces.options import CameraSpec, RunConfig
 from livefaces.runtime.camera_runner import CameraRunner, RunnerSettings
@@ -48,35 +50,47 @@ def wants_tracking(detect_every: int | str | None, live: bool, realtime: bool) -
 
 @dataclass
 class OpenCamera:
-    """A camera whose source is open (its first frame read) and whose outputs were checked."""
+    """A camera whose source is open (its first frame read) and whose outputs were checked; in
+    service mode, a live camera whose opening failed (`open_error`, no `frames`) is retried."""
 
     spec: CameraSpec
     source: Source
-    frames: Iterator[Frame]
+    frames: Iterator[Frame] | None
     tracking: bool
+    open_error: SourceError | None = None
+
+    def close(self) -> None:
+        if self.frames is not None:
+            self.frames.close()  # type: ignore[attr-defined]
 
     @property
     def info(self) -> SourceInfo:
         return self.source.info
 
 
+def service_mode(config: RunConfig) -> bool:
+    """A config file or several cameras: an installation meant to keep running, where a camera
+    that is down at start-up is retried and must not stop the others. A single `--source` is
+    someone trying a camera: a typo in its address must fail at once."""
+    return config.config_path is not None or len(config.cameras) > 1
+
+
 def open_cameras(config: RunConfig) -> list[OpenCamera]:
     """Open every camera's source and check its outputs; raises `BadInput` or `SourceError`
-    (naming the camera when there are several) before anything else starts."""
+    (naming the camera when there are several) before anything else starts, except for live
+    cameras that cannot be reached in service mode (they are retried once the session runs)."""
     opened: list[OpenCamera] = []
     try:
         for spec in config.cameras:
-            opened.append(_open_camera(spec, config, named=len(config.cameras) > 1))
+            opened.append(_open_camera(spec, config, len(config.cameras) > 1, service_mode(config)))
     except BaseException:
         for camera in opened:
-            camera.frames.close()  # type: ignore[attr-defined]
+            camera.close()
         raise
     return opened
 
 
-def _open_camera(spec: CameraSpec, config: RunConfig, named: bool) -> OpenCamera:
-    from livefaces.capture import SourceError
-
+def _open_camera(spec: CameraSpec, config: RunConfig, named: bool, service: bool) -> OpenCamera:
     options = spec.options
     try:
         source = open_source(spec.source, options.capture_settings())
@@ -86,7 +100,12 @@ def _open_camera(spec: CameraSpec, config: RunConfig, named: bool) -> OpenCamera
             raise BadInput("--detect-every auto and --realtime track faces across video frames, not images")
         if config.snapshots and not tracking:
             raise BadInput(SNAPSHOTS_NEED_TRACKING)
-        frames = source.frames()  # reads the first frame: a bad source fails here, before any output
+        try:
+            frames = source.frames()  # reads the first frame: a bad source fails here, before any output
+        except SourceError as error:
+            if not (service and source.info.kind in LIVE_KINDS):
+                raise
+            return OpenCamera(spec, source, None, tracking, open_error=error)
     except (BadInput, SourceError) as error:
         if named:
             raise type(error)(f"camera {spec.name}: {error}") from None
@@ -294,9 +313,13 @@ def run_session(
         if metrics is not None:
             metrics.stop()
         for camera in cameras:
-            camera.frames.close()  # type: ignore[attr-defined]
+            camera.close()
         raise
-    session = Session(setups, detector, detector.device)
+
+    def report(line: str) -> None:  # a camera's link: lost, retrying, back (one line each)
+        log().warning(line)
+
+    session = Session(setups, detector, detector.device, report=report)
     if metrics is not None:
         metrics.collector.attach(session.status)
     window = None
@@ -341,6 +364,8 @@ def _setup(
         CameraLimits(config.max_frames, config.duration),
         camera.frames,
         on_reply=observer.replied if observer is not None else None,
+        reconnect=camera.spec.options.reconnect_settings(),
+        open_error=camera.open_error,
     )
 
 

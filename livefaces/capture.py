@@ -34,19 +34,34 @@ STREAM_SCHEMES = ("rtsp", "rtsps", "http", "https", "udp", "tcp", "rtmp")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
+ERROR, STALL = "error", "stall"  # why a source failed: a read or open error, or no frame in time
+
+
 class SourceError(Exception):
-    """A source cannot be opened or read; the message names the source and the reason."""
+    """A source cannot be opened or read; the message names the source and the reason.
+
+    reason: `ERROR`, or `STALL` when the source stopped giving frames (no data, or data without
+    a frame, for the read timeout), so a watchdog can count stalls apart from errors.
+    """
+
+    def __init__(self, message: str, reason: str = ERROR) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
 class CaptureSettings:
-    """How sources are opened. `live=None` lets the kind of source decide."""
+    """How sources are opened. `live=None` lets the kind of source decide.
+
+    open_timeout: seconds a stream may take to open. read_timeout: seconds a stream may go
+    without a frame (no data, or data that decodes to nothing) before it counts as stalled.
+    """
 
     camera_size: tuple[int, int] | None = None
     camera_fps: float | None = None
     rtsp_transport: str = "tcp"
     open_timeout: float = 10.0
-    read_timeout: float = 10.0
+    read_timeout: float = 5.0
     live: bool | None = None
     demo_size: tuple[int, int] = (640, 480)
     demo_fps: float = 30.0
@@ -105,7 +120,9 @@ class Source:
             raise SourceError(f"{self.info.name}: no frames could be read") from None
         except SourceError:
             raise
-        except (av.error.FFmpegError, OSError, cv2.error) as error:
+        except av.error.FFmpegError as error:  # its str() holds the URL: credentials included
+            raise SourceError(f"{self.info.name}: {_ffmpeg_reason(error)}") from None
+        except (OSError, cv2.error) as error:
             raise SourceError(f"{self.info.name}: {error}") from None
         if self._session_start is None:
             self._session_start = first.captured_at
@@ -271,6 +288,7 @@ def _read_camera(index: int, settings: CaptureSettings, source: Source) -> Itera
 
 
 def _av_options(settings: CaptureSettings, url: str) -> dict[str, str]:
+    """Streams: no demuxer buffering (`nobuffer`, `low_delay`), RTSP over TCP unless told."""
     options = {"fflags": "nobuffer", "flags": "low_delay"}
     if url.lower().startswith(("rtsp://", "rtsps://")):
         options["rtsp_transport"] = settings.rtsp_transport
@@ -297,19 +315,35 @@ def _read_av(url: str, settings: CaptureSettings, source: Source, stream: bool) 
             raise SourceError(
                 f"{info.name}: no answer within {settings.open_timeout:g} s (open timeout)"
             ) from None
+        if isinstance(error, av.error.HTTPUnauthorizedError):
+            raise SourceError(f"{info.name}: credentials refused (401 Unauthorized)") from None
+        if isinstance(error, av.error.HTTPForbiddenError):
+            raise SourceError(f"{info.name}: access forbidden (403 Forbidden)") from None
         reason = "cannot be opened" if stream else "not a readable video"
         raise SourceError(f"{info.name}: {reason} ({_ffmpeg_reason(error)})") from None
     try:
         if not container.streams.video:
             raise SourceError(f"{info.name}: has no video stream")
         video = container.streams.video[0]
-        video.thread_type = "AUTO"
+        configure_decoder(video, stream)
         rate = video.average_rate or video.guessed_rate
         fps = float(rate) if rate else None
         source.publish(fps=fps, frame_count=video.frames or _estimated_frames(container, video, fps))
         yield from _decode(container, video, source, stream, settings.read_timeout)
     finally:
         container.close()
+
+
+def configure_decoder(video: av.VideoStream, stream: bool) -> None:
+    """Live streams: slice threads, which hold no decoded frame back (frame threads hold
+    threads - 1 frames: two frames of latency on two cores), with `chunks`, so a picture that
+    an RTP depayloader split over two packets is put together before it is shown instead of
+    coming out half decoded. Files: frame threads, which decode faster."""
+    if stream:
+        video.thread_type = "SLICE"
+        video.codec_context.options = {**video.codec_context.options, "flags2": "+chunks"}
+    else:
+        video.thread_type = "AUTO"
 
 
 def _decode(
@@ -319,15 +353,21 @@ def _decode(
     stream: bool,
     read_timeout: float,
 ) -> Iterator[Frame]:
+    """Decoded frames; a stream that sends no data (FFmpeg's interrupt after `read_timeout`) or
+    only data that decodes to nothing for `read_timeout` seconds raises a `STALL` SourceError."""
     index, start, info = 0, None, source.info
     packets = container.demux(video)
+    last_frame = time.monotonic()
     while True:
+        if stream and time.monotonic() - last_frame > read_timeout:
+            raise SourceError(f"{info.name}: no frame for {read_timeout:g} s (stalled)", STALL)
         try:
             packet = next(packets)
         except StopIteration:
             break
         except av.error.ExitError:
-            raise SourceError(f"{info.name}: no data for {read_timeout:g} s (read timeout)") from None
+            message = f"{info.name}: no data for {read_timeout:g} s (read timeout)"
+            raise SourceError(message, STALL) from None
         except av.error.FFmpegError as error:
             if stream or index == 0:
                 raise SourceError(f"{info.name}: {_ffmpeg_reason(error)}") from None
@@ -341,7 +381,7 @@ def _decode(
             source.corrupt_frames += 1
             continue
         for av_frame in decoded:
-            now = time.monotonic()
+            now = last_frame = time.monotonic()
             image = av_frame.to_ndarray(format="bgr24")
             _publish_size(source, image)
             if stream:

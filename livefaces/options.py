@@ -69,6 +69,7 @@ from livefaces.redact import redact_url
 
 if TYPE_CHECKING:
     from livefaces.capture import CaptureSettings
+    from livefaces.sources.reconnect import ReconnectSettings
 
 DEFAULT_SOURCE = "demo"
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -420,7 +421,17 @@ class CameraOptions:
         None, Number(1.0), "frame rate asked of a camera; rate of 'demo' (default 30)"
     )
     rtsp_transport: str = option("tcp", Choice(("tcp", "udp")), "RTSP transport")
-    timeout: float = option(10.0, Number(0.1), "seconds to wait when opening or reading a stream")
+    timeout: float = option(10.0, Number(0.1), "seconds to wait for a stream to open")
+    stall_timeout: float = option(
+        5.0, Number(0.1), "seconds a live stream may go without a frame before it is reopened", metavar="S"
+    )
+    max_reconnects: int | None = option(
+        None,
+        Integer(0),
+        "give up on a live camera after N reconnection attempts in a row (default: never; 0: no "
+        "reconnection)",
+        metavar="N",
+    )
     live: bool | None = option(
         None,
         Switch(),
@@ -438,11 +449,18 @@ class CameraOptions:
             camera_fps=self.camera_fps,
             rtsp_transport=self.rtsp_transport,
             open_timeout=self.timeout,
-            read_timeout=self.timeout,
+            read_timeout=self.stall_timeout,
             live=self.live,
             demo_size=self.camera_size or (640, 480),
             demo_fps=self.camera_fps or 30.0,
         )
+
+    def reconnect_settings(self) -> ReconnectSettings:
+        """How a live camera is reconnected (`livefaces.sources.watchdog`); its stalls are found
+        by the read timeout of `capture_settings`, which is `stall_timeout`."""
+        from livefaces.sources.reconnect import ReconnectSettings
+
+        return ReconnectSettings(max_reconnects=self.max_reconnects)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
 The panel pulls a `SessionStatus` (every camera plus the shared detector's load) at about 4 Hz,
 independently of the frame rates. One camera gets the detailed layout users know; several get a
 header with the detector's load and one table row per camera, with progress bars for cameras of
-known length (files, folders). Rates may be None (not enough data yet) and show as "-".
+known length (files, folders). Rates may be None (not enough data yet) and show as "-". Live
+cameras also show their link: reconnecting (attempt n, next try in s), the last error, and the
+last hour's reconnects, stalls and frame rate against the announced one.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from rich.table import Table
 from rich.text import Text
 
 from livefaces.runtime.detector_service import ServiceLoad
-from livefaces.runtime.status import ONLINE, CameraStatus, SessionStatus
+from livefaces.runtime.status import ONLINE, RECONNECTING, CameraStatus, SessionStatus
+from livefaces.sources.quality import HOUR, MINUTE, LinkQuality
 from livefaces.stats import StatsSnapshot
 
 PREFIX = "livefaces:"
@@ -69,6 +72,43 @@ def _resolution(size: tuple[int, int] | None, fps: float | None, short: bool = F
     return f"{text} @ {fps:.4g}" if short else f"{text} @ {fps:.2f} fps"
 
 
+def _seconds(value: float) -> str:
+    return f"{value:.1f}" if value < 10 else f"{value:.0f}"
+
+
+def state_text(camera: CameraStatus, short: bool = False) -> str:
+    """The camera's state; while reconnecting, the attempt and when it comes:
+    `reconnecting (attempt 3, next try in 4.0 s)`, or `reconnecting #3 in 4.0s` when short."""
+    if camera.state != RECONNECTING:
+        return camera.state
+    if camera.next_try_in is None:
+        return (
+            f"reconnecting #{camera.attempt} now"
+            if short
+            else f"reconnecting (attempt {camera.attempt}, now)"
+        )
+    wait = _seconds(camera.next_try_in)
+    if short:
+        return f"reconnecting #{camera.attempt} in {wait}s"
+    return f"reconnecting (attempt {camera.attempt}, next try in {wait} s)"
+
+
+def quality_text(quality: LinkQuality, short: bool = False) -> str:
+    """The connection over the last hour (or since start): `last hour: 2 reconnects, 1 stall,
+    14.8 of 15 fps`; short: `2 rc 1 st 99%` (the frame rate as a share of the announced one)."""
+    fps = f"{quality.fps:.1f}" if quality.fps is not None else "-"
+    expected = f"{quality.expected_fps:.4g}" if quality.expected_fps else "?"
+    if short:
+        share = f"{fps} fps"
+        if quality.fps is not None and quality.expected_fps:
+            share = f"{100 * quality.fps / quality.expected_fps:.0f}%"
+        return f"{quality.reconnects} rc {quality.stalls} st {share}"
+    span = "last hour" if quality.seconds >= HOUR - MINUTE else f"last {clock_time(quality.seconds)}"
+    stalls = f"{quality.stalls} stall{'s' if quality.stalls != 1 else ''}"
+    reconnects = f"{quality.reconnects} reconnect{'s' if quality.reconnects != 1 else ''}"
+    return f"{span}: {reconnects}, {stalls}, {fps} of {expected} fps"
+
+
 def _progress_bar(camera: CameraStatus) -> ProgressBar | None:
     """A bar of frames shown against the announced length, for cameras of known length."""
     if camera_progress_text(camera) is None or not camera.frame_count:
@@ -83,8 +123,12 @@ def _detail(camera: CameraStatus, device: str, load: ServiceLoad | None) -> Rend
     table.add_column(style="bold cyan", justify="right")
     table.add_column()
     table.add_row("source", Text(f"{camera.source} ({camera.kind}{', live' if camera.live else ''})"))
-    if camera.state != ONLINE or camera.error:
-        table.add_row("state", Text(camera.state + (f": {camera.error}" if camera.error else "")))
+    if camera.state != ONLINE:
+        table.add_row("state", Text(state_text(camera) + (f": {camera.error}" if camera.error else "")))
+    elif camera.error:
+        table.add_row("last error", Text(camera.error))
+    if camera.quality is not None:
+        table.add_row("link", quality_text(camera.quality))
     table.add_row("resolution", _resolution(camera.size, camera.fps))
     table.add_row("device", device)
     if load is not None:
@@ -144,7 +188,13 @@ def _header(status: SessionStatus) -> Text:
     return text
 
 
-_STATE_STYLE = {ONLINE: "green", "connecting": "yellow", "ended": "blue", "stopped": "blue"}
+_STATE_STYLE = {
+    ONLINE: "green",
+    "connecting": "yellow",
+    RECONNECTING: "yellow",
+    "ended": "blue",
+    "stopped": "blue",
+}
 
 
 def _overview(status: SessionStatus) -> RenderableType:
@@ -159,24 +209,33 @@ def _overview(status: SessionStatus) -> RenderableType:
     table.add_column("faces", justify="right")
     table.add_column("cadence", overflow="fold", max_width=18)
     table.add_column("latency", justify="right", no_wrap=True)
+    links = any(camera.quality is not None for camera in status.cameras)
+    if links:
+        table.add_column("link 1h", no_wrap=True)
     for camera in status.cameras:
         snap = camera.stats
+        link = [quality_text(camera.quality, short=True) if camera.quality is not None else "-"]
         table.add_row(
             Text(camera.name),
             Text(camera.source),
-            Text(camera.state, style=_STATE_STYLE.get(camera.state, "red")),
+            Text(state_text(camera, short=True), style=_STATE_STYLE.get(camera.state, "red")),
             _resolution(camera.size, camera.fps, short=True),
             f"{_short_fps(snap.capture_fps)} / {_short_fps(snap.display_fps)}",
             str(snap.dropped),
             str(snap.faces),
             Text(snap.detect_every),
             f"{snap.latency_ms:.0f} ms",
+            *(link if links else []),
         )
     parts: list[RenderableType] = [_header(status), table]
     progress = _progress_rows(list(status.cameras), named=True)
     if progress is not None:
         parts.append(progress)
-    parts += [Text(f"{c.name}: {c.error}", style="red") for c in status.cameras if c.error]
+    for camera in status.cameras:
+        if camera.error and camera.state == ONLINE:
+            parts.append(Text(f"{camera.name}: last error: {camera.error}", style="dim"))
+        elif camera.error:
+            parts.append(Text(f"{camera.name}: {camera.error}", style="red"))
     return Panel(Group(*parts), title="livefaces", border_style="green")
 
 
@@ -208,7 +267,22 @@ def _camera_line(camera: CameraStatus, prefix: str, with_state: bool) -> str:
         f"detect_ms={snap.detect_ms:.1f} latency_ms={snap.latency_ms:.0f} dropped={snap.dropped} "
         f"corrupt={snap.corrupt} faces={snap.faces}"
     )
-    return line + (f" error={camera.error}" if camera.error else "")
+    return line + _link_fields(camera) + (f" error={camera.error}" if camera.error else "")
+
+
+def _link_fields(camera: CameraStatus) -> str:
+    """` attempt=3 next_try_in=4.0` while reconnecting; the last hour's link for live cameras."""
+    fields = ""
+    if camera.state == RECONNECTING:
+        fields += f" attempt={camera.attempt}"
+        if camera.next_try_in is not None:
+            fields += f" next_try_in={camera.next_try_in:.1f}"
+    quality = camera.quality
+    if quality is not None:
+        fps = f"{quality.fps:.1f}" if quality.fps is not None else "-"
+        expected = f"{quality.expected_fps:.4g}" if quality.expected_fps else "-"
+        fields += f" reconnects_1h={quality.reconnects} stalls_1h={quality.stalls} fps_1h={fps}/{expected}"
+    return fields
 
 
 def render_session_lines(status: SessionStatus) -> list[str]:

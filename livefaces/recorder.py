@@ -4,6 +4,10 @@ Frames are encoded with the timestamps they had in the source, so the recording'
 duration match it; for a file source, its audio packets are copied (not re-encoded) alongside,
 up to the last recorded frame. `close()` always flushes the encoder and finalizes the
 container, so a recording stopped by Ctrl-C, SIGTERM or a dying source stays playable.
+
+A camera that comes back from a reconnection at another resolution keeps its one file: its
+frames are scaled, aspect kept, into the size the file started with (a size change inside one
+H.264 stream plays badly or not at all in common players), and the summary says how many.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 
 from livefaces.detections import Detections
 from livefaces.frames import Frame, FrameResult
+from livefaces.tiles import letterbox
 from livefaces.tracker import TrackedFaces
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
@@ -82,6 +87,8 @@ class VideoRecorder:
         self.audio_copied = False
         self.frames_written = 0  # frames given to the encoder
         self.frames_in_file = 0  # video packets muxed: frames that are in the file
+        self.frames_resized = 0  # frames of another size than the first, scaled into its size
+        self._size: tuple[int, int] | None = None
         self.complete = True
         self._container: av.container.OutputContainer | None = None
         self._video: av.VideoStream | None = None
@@ -101,7 +108,11 @@ class VideoRecorder:
             raise ValueError("the recorder needs the annotated image")
         if self._container is None:
             self._open(canvas.shape[1], canvas.shape[0])
+            self._size = (canvas.shape[1], canvas.shape[0])
         assert self._container is not None and self._video is not None
+        if (canvas.shape[1], canvas.shape[0]) != self._size:
+            canvas = letterbox(canvas, self._size)  # type: ignore[arg-type]
+            self.frames_resized += 1
         if self.frames_written == 0:
             self._origin = item.frame.timestamp if self.rebase else 0.0
             self._first_time = item.frame.timestamp - self._origin
@@ -137,7 +148,11 @@ class VideoRecorder:
         audio = ", audio copied" if self.audio_copied else ""
         missing = self.frames_written - self.frames_in_file
         lost = f" - INCOMPLETE: {missing} encoded frames could not be written" if missing else ""
-        return f"{self.path}: {self.frames_in_file} frames, {seconds:.1f} s{audio}{lost}"
+        resized = ""
+        if self.frames_resized and self._size is not None:
+            width, height = self._size
+            resized = f", {self.frames_resized} scaled to {width}x{height} after a resolution change"
+        return f"{self.path}: {self.frames_in_file} frames, {seconds:.1f} s{audio}{resized}{lost}"
 
     def _video_frame(self, image: np.ndarray) -> av.VideoFrame:
         """The encoder's input: for yuv420p, converted by OpenCV (the same BT.601 limited-range

@@ -19,6 +19,7 @@ import numpy as np
 CANVAS_SIZE = (1920, 1080)  # the largest grid shown, width x height
 PLACEHOLDER_SIZE = (640, 360)  # tile size before any camera has sent a frame
 CONNECTING = "connecting..."
+RECONNECTING = "reconnecting..."
 BACKGROUND = (0, 0, 0)
 PLACEHOLDER = (40, 40, 40)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -161,7 +162,9 @@ class TileBoard:
 class TileSink:
     """A runner's sink that posts its camera's annotated image to the board for the window.
 
-    The camera's name is taken here, so `write` depends on nothing in the result.
+    The camera's name is taken here, so `write` depends on nothing in the result. When the
+    camera's stream goes down, its tile says "reconnecting..." instead of freezing on the last
+    picture.
     """
 
     render = "annotated"
@@ -172,6 +175,7 @@ class TileSink:
         self.board = board
         self.camera = camera
         self.frames_posted = 0
+        self._size = PLACEHOLDER_SIZE
 
     def write(self, result: object, image: np.ndarray | None) -> None:
         """Hand `image` (annotated, not drawn on again by the caller) to the window."""
@@ -179,6 +183,11 @@ class TileSink:
             raise ValueError("the window needs the annotated image (render = 'annotated')")
         self.board.post(self.camera, image)
         self.frames_posted += 1
+        self._size = (image.shape[1], image.shape[0])
+
+    def on_events(self, events: Sequence[object]) -> None:
+        if any(getattr(event, "kind", None) == "stream_down" for event in events):
+            self.board.post(self.camera, placeholder(self._size, RECONNECTING))
 
     def close(self) -> None:
         """Nothing to finish: the last image stays on the window until it closes."""

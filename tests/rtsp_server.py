@@ -13,6 +13,8 @@ time out. `--file PATH` (repeatable) serves an mp4 holding H.264 as it is, witho
 paced at its own rate; each `--mount` names the mount of the `--file` at the same position
 (default /test for a single file, else /file0, /file1...). Every client of a file gets its own
 session from the file's start (the media is not shared), and the stream ends at the file's end.
+`--user NAME --password PW` makes every mount require those credentials (HTTP Basic auth, as
+most IP cameras do): a client without them, or with others, gets 401 Unauthorized.
 "READY" is printed to stdout once the server listens; SIGTERM or SIGINT stop it cleanly.
 """
 
@@ -63,6 +65,20 @@ def file_mounts(files: list[str], mounts: list[str]) -> list[tuple[str, str]]:
     return list(zip(named, files))
 
 
+def require_credentials(server, factories: list, user: str, password: str) -> None:
+    """Basic auth on every mount: only `user`:`password` may see and play the media."""
+    auth = GstRtspServer.RTSPAuth()
+    token = GstRtspServer.RTSPToken()
+    token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "viewer")
+    auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), token)
+    server.set_auth(auth)
+    permissions = Gst.Structure.new_empty("viewer")
+    permissions.set_value(GstRtspServer.RTSP_PERM_MEDIA_FACTORY_ACCESS, True)
+    permissions.set_value(GstRtspServer.RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, True)
+    for factory in factories:
+        factory.add_role_from_structure(permissions)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
@@ -71,6 +87,8 @@ def main() -> int:
     parser.add_argument("--fps", type=int, default=15)
     parser.add_argument("--file", action="append", default=[], help="serve this H.264 mp4 (repeatable)")
     parser.add_argument("--mount", action="append", default=[], help="mount of the --file at its position")
+    parser.add_argument("--user", help="require these credentials (with --password)")
+    parser.add_argument("--password", default="")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
 
@@ -79,17 +97,22 @@ def main() -> int:
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))
     mounts = server.get_mount_points()
+    factories = []
     if args.file:
         for mount, path in file_mounts(args.file, args.mount):
             factory = GstRtspServer.RTSPMediaFactory()
             factory.set_launch(file_launch_line(path))
             factory.set_shared(False)  # every client from the start of the file
-            mounts.add_factory(mount, factory)
+            factories.append((mount, factory))
     else:
         factory = GstRtspServer.RTSPMediaFactory()
         factory.set_launch(launch_line(width, height, args.fps, args.frames))
         factory.set_shared(True)
-        mounts.add_factory("/test", factory)
+        factories.append(("/test", factory))
+    if args.user:
+        require_credentials(server, [factory for _, factory in factories], args.user, args.password)
+    for mount, factory in factories:
+        mounts.add_factory(mount, factory)
 
     loop = GLib.MainLoop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -143,8 +143,11 @@ def test_end_tracks_reports_stream_down() -> None:
         request = runner.plan(frame(index))
         assert request is not None
         runner.absorb(frame(index), answer(request, faces((100, 80, 160, 150))))
+    pending = runner.take_events()  # raised by the answers, no result taken since: a drop notice
+    assert [(e.kind, e.track_id) for e in pending] == [("face_appeared", 0)]  # type: ignore[attr-defined]
     ends = runner.end_tracks(5 / FPS, "stream_down")
     assert [(e.track_id, e.reason) for e in ends] == [(0, "stream_down")]
+    assert runner.result(frame(5)).events == () and runner.take_events() == ()
 
 
 def test_scans_are_shrunk_to_detect_width_and_mapped_back() -> None:

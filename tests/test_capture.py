@@ -6,9 +6,11 @@ import dataclasses
 import itertools
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 
-from livefaces.capture import CaptureSettings, Source, SourceInfo, open_source
+from livefaces.capture import CaptureSettings, Source, SourceInfo, configure_decoder, open_source
 from tests.videos import write_video
 
 
@@ -65,3 +67,34 @@ def test_a_live_source_is_stamped_on_arrival_against_its_first_opening() -> None
     assert [f.index for f in frames] == [0, 1, 2, 3]
     # the 6.5 s outage between the two openings shows as a gap, not hidden
     assert [f.timestamp for f in frames] == [0.0, 0.5, 7.0, 7.5]
+
+
+def frames_held_by_the_decoder(path: Path, stream: bool) -> int:
+    """The most packets fed to the decoder, as livefaces configures it, that had not come out as
+    frames yet: the frames of latency the decoder adds."""
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        configure_decoder(video, stream)
+        sent = out = held = 0
+        for packet in container.demux(video):
+            if packet.size:
+                sent += 1
+                out += len(packet.decode())
+                held = max(held, sent - out)
+        return held
+
+
+def test_live_streams_are_decoded_without_holding_frames_back(tmp_path: Path) -> None:
+    """A low-latency camera stream (no B-frames): each packet comes out as its frame at once."""
+    path = tmp_path / "camera.mp4"
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=30)
+        video.width, video.height, video.pix_fmt = 320, 240, "yuv420p"
+        video.options = {"preset": "ultrafast", "tune": "zerolatency"}
+        noise = np.random.default_rng(0)
+        for _ in range(30):
+            image = noise.integers(0, 255, (240, 320, 3), np.uint8)
+            container.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(video.encode())
+    assert frames_held_by_the_decoder(path, stream=True) == 0
+    assert frames_held_by_the_decoder(path, stream=False) >= 1  # files: frame threads, faster

@@ -98,6 +98,9 @@ def test_run_options(argv: list[str], attribute: str, value: object) -> None:
         (["--camera-fps", "15"], "camera_fps", 15.0),
         (["--rtsp-transport", "udp"], "rtsp_transport", "udp"),
         (["--timeout", "0.1"], "timeout", 0.1),
+        (["--stall-timeout", "2.5"], "stall_timeout", 2.5),
+        (["--max-reconnects", "0"], "max_reconnects", 0),
+        (["--max-reconnects", "7"], "max_reconnects", 7),
         (["--live"], "live", True),
         (["--lossless"], "live", False),
     ],
@@ -120,6 +123,8 @@ def test_camera_options_apply_to_every_camera(argv: list[str], attribute: str, v
         (["--detect-width", "40"], "argument --detect-width: must be an integer >= 48, got 40"),
         (["--crf", "52"], "argument --crf: must be an integer >= 0 and <= 51, got 52"),
         (["--timeout", "nan"], "argument --timeout: must be a number >= 0.1, got nan"),
+        (["--stall-timeout", "0"], "argument --stall-timeout: must be a number >= 0.1, got 0"),
+        (["--max-reconnects", "-1"], "argument --max-reconnects: must be an integer >= 0, got -1"),
         (["--device", "tpu"], "argument --device: invalid choice: 'tpu'"),
         (["--live", "--lossless"], "argument --lossless: not allowed with argument --live"),
         (["--bogus"], "unrecognized arguments: --bogus"),
@@ -340,6 +345,7 @@ FILE_ERRORS = [
     ("output = 5\n", "output: must be a non-empty string, got 5"),
     ("crf = 60\n", "crf: must be an integer >= 0 and <= 51, got 60"),
     ("timeout = 0\n", "timeout: must be a number >= 0.1, got 0"),
+    ("max_reconnects = 1.5\n", "max_reconnects: must be an integer >= 0, got 1.5"),
     ('output = "x-{camera}.mp4"\n', "output: unknown placeholder {camera}; the only one is {name}"),
     ('json = "f.jsonl"\n[[cameras]]\nurl = "0"\n[[cameras]]\nurl = "demo"\n',
      "json: several cameras would write one file; use a pattern such as '{d}/f-{name}.jsonl'"),
@@ -491,6 +497,26 @@ def test_every_camera_option_is_a_config_key_and_a_field() -> None:
         "metrics",
         "log_file",
     }
+
+
+def test_reconnection_by_default_forever_with_a_five_second_stall_timeout() -> None:
+    options = parse(["--source", "rtsp://cam/x"]).cameras[0].options
+    assert options.reconnect_settings().max_reconnects is None
+    assert options.capture_settings().read_timeout == 5.0  # a stall is the stream's read timeout
+    assert options.capture_settings().open_timeout == 10.0
+    tuned = parse(["--max-reconnects", "3", "--stall-timeout", "0.5"]).cameras[0].options
+    assert (tuned.reconnect_settings().max_reconnects, tuned.capture_settings().read_timeout) == (3, 0.5)
+
+
+def test_reconnection_is_set_per_camera_in_the_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "cameras.toml"
+    path.write_text(
+        'max_reconnects = 5\n[[cameras]]\nurl = "rtsp://a/x"\n'
+        '[[cameras]]\nurl = "rtsp://b/x"\nmax_reconnects = 0\nstall_timeout = 2\n'
+    )
+    first, second = (camera.options for camera in parse(["--config", str(path)]).cameras)
+    assert (first.max_reconnects, first.stall_timeout) == (5, 5.0)
+    assert (second.max_reconnects, second.stall_timeout) == (0, 2.0)
 
 
 def test_capture_settings_from_camera_options() -> None:

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import pytest
 from rich.console import Console
 
 from livefaces.capture import SourceInfo
-from livefaces.panel import SessionReporter, camera_progress_text, render_session, render_session_lines
+from livefaces.panel import (
+    SessionReporter,
+    camera_progress_text,
+    quality_text,
+    render_session,
+    render_session_lines,
+)
 from livefaces.runtime.detector_service import ServiceLoad
 from livefaces.runtime.status import CameraStatus, SessionStatus
+from livefaces.sources.quality import HOUR, LinkQuality
 from livefaces.stats import PipelineStats, RateMeter, RollingMedian, StatsSnapshot
 
 
@@ -243,8 +251,8 @@ CLIP = CameraStatus(
 )
 
 
-def rendered(status: SessionStatus) -> str:
-    console = Console(file=io.StringIO(), width=120, color_system=None)
+def rendered(status: SessionStatus, width: int = 120) -> str:
+    console = Console(file=io.StringIO(), width=width, color_system=None)
     console.print(render_session(status))
     return console.file.getvalue()
 
@@ -358,3 +366,60 @@ def test_a_failing_status_reader_does_not_kill_the_reporter() -> None:
     reporter.start()
     reporter.stop()
     assert "status unavailable: RuntimeError('runner gone')" in console.file.getvalue()
+
+
+# A live camera's link: reconnecting, its last error, the last hour's quality.
+
+FLAKY = dataclasses.replace(
+    FRONT,
+    name="gate",
+    state="reconnecting",
+    error="rtsp://***@gate/stream: no data for 5 s (read timeout)",
+    reconnects=2,
+    stalls=1,
+    attempt=3,
+    next_try_in=4.2,
+    quality=LinkQuality(seconds=HOUR, reconnects=2, stalls=1, frames=86_400, expected_fps=25.0),
+)
+RECOVERED = dataclasses.replace(FLAKY, state="online", attempt=0, next_try_in=None)
+
+
+def test_a_reconnecting_camera_shows_its_attempt_next_try_last_error_and_link_quality() -> None:
+    text = rendered(SessionStatus((FLAKY,), "/CPU:0", None))
+    assert "reconnecting (attempt 3, next try in 4.2 s): rtsp://***@gate/stream: no data for 5 s" in text
+    assert "last hour: 2 reconnects, 1 stall, 24.0 of 25 fps" in text
+    (line,) = render_session_lines(SessionStatus((FLAKY,), "/CPU:0", None))
+    assert " state=reconnecting " in line
+    link = "attempt=3 next_try_in=4.2 reconnects_1h=2 stalls_1h=1 fps_1h=24.0/25"
+    assert f"{link} error=rtsp://***@gate" in line
+
+
+def test_back_online_the_last_error_stays_on_show_apart_from_the_state() -> None:
+    text = rendered(SessionStatus((RECOVERED,), "/CPU:0", None))
+    assert "last error  rtsp://***@gate/stream: no data for 5 s (read timeout)" in text
+    assert "state" not in text and "reconnecting" not in text
+
+
+def test_several_cameras_show_the_link_in_a_compact_column() -> None:
+    early = dataclasses.replace(
+        FLAKY, name="door", next_try_in=None, quality=LinkQuality(90.0, 0, 3, 1800, 25.0)
+    )
+    text = rendered(SessionStatus((FLAKY, RECOVERED, early, CLIP), "/CPU:0", LOAD), width=150)
+    lines = text.splitlines()
+    header = next(line for line in lines if "camera" in line and "source" in line)
+    assert "link 1h" in header
+    gate = next(line for line in lines if " gate " in line)
+    assert "reconnecting #3 in 4.2s" in gate and "2 rc 1 st 96%" in gate
+    door = next(line for line in lines if " door " in line)
+    assert "reconnecting #3 now" in door and "0 rc 3 st 80%" in door
+    clip = next(line for line in lines if " clip " in line)
+    assert clip.rstrip("│ ").endswith("48 ms  -")  # a file has no link
+    assert "gate: rtsp://***@gate/stream: no data for 5 s (read timeout)" in text
+    assert "gate: last error: rtsp://***@gate/stream" in text  # the one back online
+
+
+def test_link_quality_over_less_than_an_hour_says_so() -> None:
+    quality = LinkQuality(seconds=754.0, reconnects=1, stalls=0, frames=7540, expected_fps=None)
+    assert quality_text(quality) == "last 12:34: 1 reconnect, 0 stalls, 10.0 of ? fps"
+    assert quality_text(quality, short=True) == "1 rc 0 st 10.0 fps"
+    assert LinkQuality(0.5, 0, 0, 3, 25.0).fps is None

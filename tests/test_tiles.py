@@ -15,6 +15,7 @@ from livefaces.tiles import (
     compose_tiles,
     grid_shape,
     letterbox,
+    placeholder,
     tile_size,
 )
 
@@ -209,6 +210,21 @@ def test_tile_sink_posts_its_cameras_image_without_copying() -> None:
     with pytest.raises(ValueError, match="annotated"):
         sink.write(object(), None)
     sink.close()
+
+
+def test_a_tile_says_reconnecting_when_its_stream_goes_down_instead_of_freezing() -> None:
+    from livefaces.events import StreamDown, StreamUp
+
+    board = TileBoard(["a", "b"])
+    sink = TileSink(board, "b")
+    sink.write(object(), stamped(1, 9))
+    sink.on_events([StreamUp(camera="b", source_time=0.0, wall_time=0.0, reason="connected", attempt=0)])
+    assert board.latest()[1][1][1] is not None and board.latest()[0] == 1  # nothing new posted
+    down = StreamDown(camera="b", source_time=1.0, wall_time=1.0, reason="stall", attempt=0)
+    sink.on_events([down])
+    tile = board.latest()[1][1][1]
+    assert tile is not None and tile.shape == stamped(1, 9).shape
+    assert np.array_equal(tile, placeholder((tile.shape[1], tile.shape[0]), "reconnecting..."))
 
 
 class FakeGui:

@@ -184,6 +184,11 @@ class CameraRunner:
         faces = TrackedFaces(self._current, flags, flags if fresh else np.zeros(count, bool))
         return FrameResult(self.camera, frame, faces, fresh, events)
 
+    def take_events(self) -> tuple[Event, ...]:
+        """The events raised since the last result, taken (for a notice that belongs to no frame)."""
+        events, self._events = tuple(self._events), []
+        return events
+
     def end_tracks(self, timestamp: float, reason: str) -> tuple[Event, ...]:
         """End every track now (the stream went down, the run stopped): their face_left events."""
         ends = self.tracker.end_all(timestamp, reason)

@@ -9,10 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from livefaces.runtime.detector_service import ServiceLoad
+from livefaces.sources.quality import LinkQuality
 from livefaces.stats import StatsSnapshot
 
 CONNECTING, ONLINE, RECONNECTING, ENDED = "connecting", "online", "reconnecting", "ended"
 LOST, STOPPED, FAILED = "lost", "stopped", "failed"
+RUNNING = (CONNECTING, ONLINE, RECONNECTING)
 
 
 @dataclass(frozen=True)
@@ -22,12 +24,13 @@ class CameraStatus:
     name: the camera's name (as given with `--source NAME=...` or in the config file).
     source: the source as it may be shown (credentials masked). kind: camera | stream | file |
     images | demo. live: newest frame wins (drops counted) rather than lossless.
-    state: connecting | online | ended (the source finished) | lost (a live source went away) |
-    stopped (asked to stop) | failed. size, fps, frame_count: as the source reports them, None
+    state: connecting | online | reconnecting (a live camera dropped and is being reopened) |
+    ended (the source finished) | lost (a live source went away for good) | stopped (asked to
+    stop) | failed. size, fps, frame_count: as the source reports them, None
     while unknown. stats: counters and rates of this camera's pipeline. error: the last error.
     reconnects: reconnections that succeeded in this run; stalls: times the stream stopped giving
     frames; attempt: the reconnection being tried now (0 when online); next_try_in: seconds until
-    that attempt, while waiting for it.
+    that attempt, while waiting for it. quality: live cameras' connection over the last hour.
     """
 
     name: str
@@ -44,6 +47,7 @@ class CameraStatus:
     stalls: int = 0
     attempt: int = 0
     next_try_in: float | None = None
+    quality: LinkQuality | None = None
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,11 @@ shown at the source's rate with the faces predicted to its time. Files: nothing 
 frame waits for its own answer (exact mode keeps a few frames in flight so decoding, detection and
 encoding overlap).
 
+Live cameras (streams, devices) are read through a `Watchdog`, which reopens them when they fail,
+stall or end: its `StreamDown`/`StreamUp` events travel in order with the frames, and the runner,
+which owns the tracker, ends the open tracks at a drop (face_left "stream_down") and hands the
+events on to the outputs as an `EventNotice`. Recordings keep going across the gap.
+
 One stop event ends every camera; each thread ends its output channel in `finally`, carrying its
 error; every wait has a timeout. A camera that ends or fails leaves the others running. The
 writer closes its outputs whatever happened, so recordings are finalized.
@@ -32,7 +37,7 @@ import numpy as np
 from livefaces import overlay
 from livefaces.capture import LIVE_KINDS, Source, SourceError
 from livefaces.channels import Closed, FrameChannel
-from livefaces.events import Event
+from livefaces.events import STREAM_DOWN, Event, StreamDown, StreamUp
 from livefaces.frames import EventNotice, Frame, FrameResult
 from livefaces.runtime import status as states
 from livefaces.runtime.camera_runner import CameraRunner, DetectorFailed, RunnerSettings
@@ -45,6 +50,8 @@ from livefaces.runtime.detector_service import (
     ThreadedDetectorHost,
 )
 from livefaces.runtime.status import CameraStatus, SessionStatus
+from livefaces.sources.reconnect import ReconnectSettings
+from livefaces.sources.watchdog import Report, Watchdog, print_line
 from livefaces.stats import PipelineStats
 from livefaces.tracker import Tracker
 
@@ -114,9 +121,10 @@ class CameraSummary:
 
 @dataclass
 class CameraSetup:
-    """What one camera needs to run: its source (and its already opened frames, if any), its
-    runner, its outputs and its bounds. on_reply: called on the runner thread with every detector
-    answer absorbed (metrics observe its latency there)."""
+    """What one camera needs to run: its source (and its already opened frames, if any, or the
+    error its opening met), its runner, its outputs, its bounds and, for live cameras, how they
+    are reconnected. on_reply: called on the runner thread with every detector answer absorbed
+    (metrics observe its latency there)."""
 
     source: Source
     runner: CameraRunner
@@ -125,6 +133,8 @@ class CameraSetup:
     frames: Iterator[Frame] | None = None
     queue_size: int = 8
     on_reply: Callable[[DetectorReply], None] | None = None
+    reconnect: ReconnectSettings = field(default_factory=ReconnectSettings)
+    open_error: SourceError | None = None
 
     @property
     def name(self) -> str:
@@ -134,7 +144,9 @@ class CameraSetup:
 class CameraWorker:
     """One camera on its reader, runner and writer threads, served by the shared detector."""
 
-    def __init__(self, setup: CameraSetup, service: DetectorService, stats: PipelineStats) -> None:
+    def __init__(
+        self, setup: CameraSetup, service: DetectorService, stats: PipelineStats, report: Report = print_line
+    ) -> None:
         self.setup = setup
         self.name = setup.name
         self.stats = stats
@@ -143,8 +155,21 @@ class CameraWorker:
         self.state = states.CONNECTING
         self._service = service
         self._mailbox: Mailbox = service.connect(self.name)
+        self._watchdog: Watchdog | None = None
+        if setup.source.info.kind in LIVE_KINDS:
+            self._watchdog = Watchdog(
+                self.name,
+                setup.source,
+                setup.reconnect,
+                self.stop,
+                report,
+                opened=setup.frames,
+                open_error=setup.open_error,
+            )
         size, stop = setup.queue_size, self.stop
-        self._frames: FrameChannel[Frame] = FrameChannel(size, self.lossless, stop, stats.dropped_frame)
+        self._frames: FrameChannel[Frame | Event] = FrameChannel(
+            size, self.lossless, stop, stats.dropped_frame, droppable=_is_frame
+        )
         self._results: FrameChannel[FrameResult | EventNotice] = FrameChannel(
             size, self.lossless, stop, stats.dropped_frame, droppable=_without_events
         )
@@ -178,17 +203,38 @@ class CameraWorker:
 
     def status(self) -> CameraStatus:
         info = self.setup.source.info
+        error = self._error[1] if self._error else None
+        if self._watchdog is None:
+            return CameraStatus(
+                name=self.name,
+                source=info.name,
+                kind=info.kind,
+                live=info.live,
+                state=self.state,
+                size=info.size,
+                fps=info.fps,
+                frame_count=info.frame_count,
+                stats=self.stats.snapshot(),
+                error=error,
+            )
+        link = self._watchdog.status
+        retry_in = None if link.retry_at is None else max(0.0, link.retry_at - time.monotonic())
         return CameraStatus(
             name=self.name,
             source=info.name,
             kind=info.kind,
             live=info.live,
-            state=self.state,
+            state=link.state if self.state in states.RUNNING else self.state,
             size=info.size,
             fps=info.fps,
             frame_count=info.frame_count,
             stats=self.stats.snapshot(),
-            error=self._error[1] if self._error else None,
+            error=error or link.error,
+            reconnects=link.reconnects,
+            stalls=link.stalls,
+            attempt=link.attempt,
+            next_try_in=retry_in,
+            quality=self._watchdog.quality.summary(info.fps),
         )
 
     def summary(self) -> CameraSummary:
@@ -218,32 +264,40 @@ class CameraWorker:
         if stage != "capture":
             self.stop.set()
 
-    # The reader: source -> frames channel.
+    # The reader: source (through its watchdog, for live cameras) -> frames channel.
     def _read(self) -> None:
-        frames = self.setup.frames
+        items: Iterator[Frame | Event] | None = self.setup.frames
         error: BaseException | None = None
         try:
-            frames = frames if frames is not None else self.setup.source.frames()
-            first_time = None
-            for read, frame in enumerate(frames):
-                first_time = frame.timestamp if first_time is None else first_time
+            if self._watchdog is not None:
+                items = self._watchdog.items()
+            elif items is None:
+                items = self.setup.source.frames()
+            first_time, read = None, 0
+            for item in items:
                 if self.stop.is_set():
                     self._ended_by = ENDED_BY_STOP
                     break
-                if self.setup.limits.reached(read, frame.timestamp - first_time):
-                    self._ended_by = ENDED_BY_LIMIT
-                    break
-                self.state = states.ONLINE
-                self.stats.captured_frame()
-                self.stats.set_corrupt(self.setup.source.corrupt_frames)
-                if not self._frames.put(frame):
+                if isinstance(item, Frame):
+                    first_time = item.timestamp if first_time is None else first_time
+                    if self.setup.limits.reached(read, item.timestamp - first_time):
+                        self._ended_by = ENDED_BY_LIMIT
+                        break
+                    read += 1
+                    self.stats.captured_frame()
+                    self.stats.set_corrupt(self.setup.source.corrupt_frames)
+                self.state = states.RECONNECTING if isinstance(item, StreamDown) else states.ONLINE
+                if not self._frames.put(item):
                     self._ended_by = ENDED_BY_STOP
                     break
+            else:
+                if self.stop.is_set():  # the watchdog returns when stopped between attempts
+                    self._ended_by = ENDED_BY_STOP
         except BaseException as exc:  # carried to the runner and reported in the summary
             error = exc
             self._fail("capture", exc)
         finally:
-            close = getattr(frames, "close", None)
+            close = getattr(items, "close", None)
             if close is not None:
                 close()
             self._frames.close(error)
@@ -272,6 +326,15 @@ class CameraWorker:
         if events:
             self._results.put(EventNotice(self.name, events))
 
+    def _link_changed(self, event: Event) -> None:
+        """The stream went down (its tracks end: face_left "stream_down") or came up. Events the
+        last answer raised (after its frame was passed on) go first."""
+        runner = self.setup.runner
+        events: tuple[Event, ...] = (*runner.take_events(), event)
+        if isinstance(event, StreamDown) and self._last_time is not None:
+            events += runner.end_tracks(self._last_time, STREAM_DOWN)
+        self._results.put(EventNotice(self.name, events))
+
     def _run_live(self) -> None:
         """Every frame is passed on at once with the faces as they stand; whenever this camera
         has nothing in flight, the detector gets the newest frame (at once when an answer comes
@@ -292,6 +355,13 @@ class CameraWorker:
                     in_flight = None
             if isinstance(frame, Closed):
                 return
+            if isinstance(frame, (StreamDown, StreamUp)):
+                if isinstance(frame, StreamDown) and in_flight is not None:
+                    if not self._await(in_flight):
+                        return  # stopped while waiting
+                    in_flight = None
+                self._link_changed(frame)
+                continue
             newest = frame if frame is not None else newest
             if in_flight is None and newest is not None and newest.index != planned:
                 planned = newest.index
@@ -301,11 +371,21 @@ class CameraWorker:
             if frame is not None:
                 self._pass_on(runner.result(frame))
 
+    def _await(self, frame: Frame) -> bool:
+        """Wait for the answer about `frame` and absorb it; False if stopped first."""
+        early: dict[int, DetectorReply] = {}
+        reply = self._reply_for(frame.index, early)
+        if reply is None:
+            return False
+        self._absorb(frame, reply)
+        return True
+
     def _run_lossless(self) -> None:
-        """Every frame waits for its own answer, in order; exact mode asks a few frames ahead."""
+        """Every frame waits for its own answer, in order; exact mode asks a few frames ahead.
+        A link event waits for the frames before it, and nothing is asked past it."""
         runner = self.setup.runner
         ahead = 1 if runner.settings.tracking else EXACT_IN_FLIGHT
-        pending: deque[tuple[Frame, bool]] = deque()
+        pending: deque[tuple[Frame | Event, bool]] = deque()
         early: dict[int, DetectorReply] = {}
         source_done = False
         while not self.stop.is_set():
@@ -318,12 +398,18 @@ class CameraWorker:
                 if isinstance(frame, Closed):
                     source_done = True
                     break
+                if not isinstance(frame, Frame):
+                    pending.append((frame, False))
+                    break
                 request = runner.plan(frame)
                 asked = request is not None and self._service.submit(request)
                 pending.append((frame, asked))
             if not pending:
                 return
             frame, asked = pending.popleft()
+            if not isinstance(frame, Frame):
+                self._link_changed(frame)
+                continue
             if asked:
                 reply = self._reply_for(frame.index, early)
                 if reply is None:
@@ -386,7 +472,7 @@ class CameraWorker:
             self._fail("outputs", exc)
         finally:
             self._close_sinks()
-            if self.state in (states.ONLINE, states.CONNECTING):
+            if self.state in states.RUNNING:
                 self.state = self._final_state()
 
     def _final_state(self) -> str:
@@ -430,6 +516,11 @@ class CameraWorker:
             self._fail("outputs", "; ".join(failures))
 
 
+def _is_frame(item: Frame | Event) -> bool:
+    """Whether a live camera may drop this item to keep up: frames yes, link events never."""
+    return isinstance(item, Frame)
+
+
 def _without_events(item: FrameResult | EventNotice) -> bool:
     """Whether a live camera may drop this result to keep up: only if it carries no event."""
     return isinstance(item, FrameResult) and not item.events
@@ -454,6 +545,7 @@ class Session:
         device: str = "",
         service_settings: ServiceSettings | None = None,
         stats: Sequence[PipelineStats] | None = None,
+        report: Report = print_line,
     ) -> None:
         self.stop = threading.Event()
         # Files in exact mode keep EXACT_IN_FLIGHT frames pending: let them share one call.
@@ -462,7 +554,7 @@ class Session:
         self.host = ThreadedDetectorHost(self.service)
         self.device = device
         stats = stats or [PipelineStats() for _ in setups]
-        self.workers = [CameraWorker(s, self.service, st) for s, st in zip(setups, stats)]
+        self.workers = [CameraWorker(s, self.service, st, report) for s, st in zip(setups, stats)]
 
     def status(self) -> SessionStatus:
         """Every camera's state and the detector's load, as a plain value (for the panel)."""
@@ -509,11 +601,16 @@ def run_camera(
     stop: threading.Event | None = None,
     tracker: Tracker | None = None,
     stats: PipelineStats | None = None,
+    reconnect: ReconnectSettings | None = None,
+    report: Report = print_line,
 ) -> CameraSummary:
     """Run one source through `detector` into `sinks` on this runtime, until it ends or `stop`
-    (tests, benchmarks and simple programs). The camera is named after the source."""
+    (tests, benchmarks and simple programs). The camera is named after the source; a live camera
+    is reconnected as `reconnect` says (default: forever)."""
     settings = settings or RunnerSettings(live=source.info.live, adaptive=source.info.live)
     runner = CameraRunner(source.info.name, source.info.fps, settings, tracker)
-    setup = CameraSetup(source, runner, sinks, limits or CameraLimits())
-    session = Session([setup], detector, stats=[stats or PipelineStats()])
+    setup = CameraSetup(
+        source, runner, sinks, limits or CameraLimits(), reconnect=reconnect or ReconnectSettings()
+    )
+    session = Session([setup], detector, stats=[stats or PipelineStats()], report=report)
     return session.run(stop).cameras[0]

@@ -1,0 +1,1 @@
+"""Frame sources, and the watchdog that keeps live ones connected."""
