@@ -27,6 +27,7 @@ from livefaces.recorder import VideoRecorder
 from livefaces.runtime.camera_runner import CameraRunner, RunnerSettings
 from livefaces.runtime.threaded import CameraSetup, Session, run_camera
 from livefaces.sources.reconnect import ReconnectSettings
+from tests.log_lines import messages
 from tests.test_cli_process import REPO, environment
 from tests.test_rtsp import SERVER, _stop, _wait_ready, free_port, gst_python  # noqa: F401
 
@@ -285,7 +286,7 @@ def test_in_service_mode_a_camera_down_at_start_up_is_retried_while_the_others_r
     err = result.stderr.decode()
     assert result.returncode == 1, err
     masked = f"rtsp://***@127.0.0.1:{port}/x: cannot be opened (Connection refused)"
-    lines = err.splitlines()
+    lines = messages(err)
     assert f"livefaces: [dead] cannot connect: {masked}; next try in" in err
     assert f"livefaces: [dead] reconnection attempt 1 failed: {masked}; next try in" in err
     assert f"livefaces: [dead] giving up after 2 reconnection attempts: {masked}" in lines

@@ -1,11 +1,13 @@
 """One log line per state change of a session, read from the `SessionStatus` values it publishes.
 
 `StateLog.observe` compares each status with the previous one and logs what changed: the session
-starting, a camera connecting, online, reconnecting (each attempt, with its error), lost, failed,
-ended or stopped, and the session ending. Cameras of known length (files, folders) also log their
-progress now and then. Nothing is logged per frame. It only reads plain values, so it does not
-care how the states are produced; `StatusWatcher` polls the session a few times a second on its
-own thread and hands each value over.
+starting, a camera connecting, online (again), lost, failed, ended or stopped, and the session
+ending. Reconnection attempts are not logged here: the camera's watchdog says each one itself,
+with its exact wait, when it happens (a poll would see it late and say it twice). Cameras of
+known length (files, folders) also log their progress now and then. Nothing is logged per
+frame. It only reads plain values, so it does not care how the states are produced;
+`StatusWatcher` polls the session a few times a second on its own thread and hands each value
+over.
 """
 
 from __future__ import annotations
@@ -81,6 +83,8 @@ class StateLog:
             key = (camera.state, camera.attempt, camera.error)
             if self._seen.get(camera.name) != key:
                 self._seen[camera.name] = key
+                if camera.state == states.RECONNECTING:
+                    continue
                 self._log.log(LEVELS.get(camera.state, logging.INFO), describe_change(camera))
         self._progress(status)
 
