@@ -21,7 +21,9 @@ decoded to the end with PyAV.
 soak: `--minutes` of the two cameras with tracking on (the default for live sources), recording
 in one-minute segments, with the process's resident memory, thread count and open file
 descriptors sampled every `--every` seconds from /proc. Reported: the series, and each one's
-change from the first sample after the warm-up (2 minutes) to the last.
+change from the first sample after the warm-up (2 minutes) to the last; at the end, the app's own
+Prometheus endpoint (`--metrics`) is scraped for the latency livefaces adds from a decoded frame
+to every output written (window tile, recording, JSON), per camera, from its histogram.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -225,20 +228,54 @@ def soak(args: argparse.Namespace, folder: Path) -> None:
     clips = make_clips(folder, seconds + 240)
     port = free_port()
     server = start_server(clips, port, folder / "rtsp_server.log")
-    extra = ["--segment-time", "60", *args.livefaces_args.split()]
+    metrics_port = free_port()
+    extra = ["--segment-time", "60", "--metrics", str(metrics_port), *args.livefaces_args.split()]
     app = start_livefaces(folder, port, extra)
     samples: list[tuple[float, int, int, int]] = []
+    latency: dict[str, str] = {}
     try:
         wait_for_frames(folder)
         started = time.monotonic()
         while time.monotonic() - started < seconds and app.poll() is None:
             samples.append((time.monotonic() - started, *process_sample(app.pid)))
             time.sleep(args.every)
+        latency = scrape_latency(metrics_port)
     finally:
         code = stop(app)
         server.kill()
         server.wait()
     report_soak(samples, code, folder)
+    for camera, text in latency.items():
+        Console().print(f"camera {camera}: decoded frame to every output written: {text}")
+
+
+def scrape_latency(port: int) -> dict[str, str]:
+    """Median and 95th percentile of each camera's end-to-end latency histogram (bucket bounds)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    buckets: dict[str, list[tuple[float, float]]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "livefaces_end_to_end_latency_seconds":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_bucket"):
+                bound = float(sample.labels["le"])
+                buckets.setdefault(sample.labels["camera"], []).append((bound, sample.value))
+    return {camera: _percentiles(sorted(rows)) for camera, rows in buckets.items()}
+
+
+def _percentiles(rows: list[tuple[float, float]]) -> str:
+    total = rows[-1][1]
+    if not total:
+        return "no frames"
+
+    def at(share: float) -> str:
+        bound = next(b for b, count in rows if count >= share * total)
+        return f"<= {bound * 1000:.0f} ms"
+
+    return f"median {at(0.5)}, p95 {at(0.95)}, p99 {at(0.99)} ({total:.0f} frames)"
 
 
 def process_sample(pid: int) -> tuple[int, int, int]:
