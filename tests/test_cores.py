@@ -9,7 +9,7 @@ from livefaces.runtime.cores import available_cores, threads_each
 
 @pytest.mark.parametrize(
     ("workers", "cores", "threads"),
-    [(1, 2, None), (0, 8, None), (2, 2, 1), (4, 2, 1), (4, 8, 2), (3, 8, 2), (6, 64, 10)],
+    [(1, 2, None), (0, 8, None), (2, 2, None), (3, 2, 1), (4, 2, 1), (4, 8, None), (9, 8, 1)],
 )
 def test_each_pool_gets_its_share_of_the_cores(workers: int, cores: int, threads: int | None) -> None:
     assert threads_each(workers, cores) == threads

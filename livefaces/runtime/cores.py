@@ -5,8 +5,9 @@ TensorFlow's thread pool. With several cameras those pools would each ask for ev
 the cores are already busy with the other cameras' work: frame threads and spinning pool workers
 then cost more CPU than they save (on two cores, four recorded 720p cameras got 16 full scans per
 second with FFmpeg's and TensorFlow's default pools, 24 with one encoder thread per camera and
-one TensorFlow thread; `benchmarks/cameras.py`). So with N cameras, each pool gets cores // N
-threads (at least one); one camera keeps the libraries' defaults.
+one TensorFlow thread; `benchmarks/cameras.py`). So when the cameras outnumber the cores, each
+pool gets one thread; with as many cores as cameras the defaults stay (two cameras on two cores
+scanned less with one thread each: the cores were not all busy).
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ def available_cores() -> int:
 
 
 def threads_each(workers: int, cores: int | None = None) -> int | None:
-    """Threads for each of `workers` pools sharing the cores; None: one worker, the default."""
-    if workers < 2:
+    """Threads for each of `workers` pools sharing the cores: one each when they outnumber the
+    cores; None (the libraries' defaults) otherwise, where idle cores are still there to use."""
+    if workers <= (cores or available_cores()):
         return None
-    return max(1, (cores or available_cores()) // workers)
+    return 1
 
 
 def share_detector_cores(cameras: int) -> None:
