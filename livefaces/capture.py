@@ -334,16 +334,24 @@ def _read_av(url: str, settings: CaptureSettings, source: Source, stream: bool) 
         container.close()
 
 
+MAX_PIXELS = 8192 * 8192  # beyond 8K UHD (7680x4320): what no camera or video file here needs
+
+
 def configure_decoder(video: av.VideoStream, stream: bool) -> None:
     """Live streams: slice threads, which hold no decoded frame back (frame threads hold
     threads - 1 frames: two frames of latency on two cores), with `chunks`, so a picture that
     an RTP depayloader split over two packets is put together before it is shown instead of
-    coming out half decoded. Files: frame threads, which decode faster."""
+    coming out half decoded. Files: frame threads, which decode faster.
+
+    Both refuse pictures beyond `MAX_PIXELS` before allocating them: a few KB of garbage can
+    claim 12000x12000 pixels, and the decoder would reserve 650 MB for each such frame."""
+    options = {**video.codec_context.options, "max_pixels": str(MAX_PIXELS)}
     if stream:
         video.thread_type = "SLICE"
-        video.codec_context.options = {**video.codec_context.options, "flags2": "+chunks"}
+        options["flags2"] = "+chunks"
     else:
         video.thread_type = "AUTO"
+    video.codec_context.options = options
 
 
 def _decode(

@@ -240,3 +240,41 @@ def test_a_live_recording_survives_sigkill(tmp_path: Path, suffix: str) -> None:
     assert len(times) > 30
     assert times == sorted(times)
     assert shown[-1]["time"] - times[-1] <= 2.0
+
+
+def test_a_video_claiming_absurd_dimensions_is_one_line_without_a_memory_spike(tmp_path: Path) -> None:
+    """Motion-JPEG frames whose headers claim 12000x12000 pixels (a few KB each): refused in one
+    line, exit 2, and the process never holds anything near the 400 MB such a frame would take."""
+    import struct
+    from fractions import Fraction
+
+    import numpy as np
+
+    _, jpeg = cv2.imencode(".jpg", np.full((48, 64, 3), 128, np.uint8))
+    data = bytearray(jpeg.tobytes())
+    header = data.find(b"\xff\xc0")  # start of frame: length, precision, then height and width
+    struct.pack_into(">HH", data, header + 5, 12000, 12000)
+    bomb = tmp_path / "bomb.avi"
+    with av.open(str(bomb), "w") as container:
+        stream = container.add_stream("mjpeg", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuvj420p"
+        for index in range(30):
+            packet = av.Packet(bytes(data))
+            packet.pts = packet.dts = index
+            packet.time_base, packet.stream = Fraction(1, 30), stream
+            container.mux(packet)
+    # The child reports its own peak (VmHWM: this process image's, not the forking parent's).
+    peak = tmp_path / "peak"
+    wrapper = (
+        "import runpy, sys\n"
+        f"sys.argv = ['livefaces', '--source', {str(bomb)!r}, '--no-display']\n"
+        "try:\n    runpy.run_module('livefaces', run_name='__main__')\n"
+        "finally:\n    status = open('/proc/self/status').read()\n"
+        f"    open({str(peak)!r}, 'w').write(status.split('VmHWM:')[1].split()[0])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", wrapper], capture_output=True, env=environment(), timeout=TIMEOUT
+    )
+    lines = result.stderr.decode().splitlines()
+    assert result.returncode == 2 and lines == [f"livefaces: error: {bomb}: no frames could be read"]
+    assert int(peak.read_text()) < 300_000  # kB: it never held one 12000x12000 frame (650 MB)

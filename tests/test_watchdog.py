@@ -7,6 +7,7 @@ driven by the fake clock or by events.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 from collections.abc import Iterator
@@ -66,11 +67,20 @@ def test_backoff_is_capped_exponential_less_jitter(attempt: int, random: float, 
     assert Backoff(STEPS, fixed(random)).delay(attempt) == pytest.approx(delay)
 
 
-def test_attempts_keep_growing_until_a_stream_stays_up_then_start_over() -> None:
+def test_attempts_keep_growing_until_a_stream_gives_frames_then_start_over() -> None:
     clock, backoff = FakeClock(), Backoff(STEPS, fixed(0.0))
     assert [backoff.failed(clock()) for _ in range(3)] == [0.5, 1.0, 2.0]
+    backoff.opened(clock())  # its first frame came
+    clock.advance(1.5)
+    assert backoff.failed(clock()) == 0.5 and backoff.attempt == 1
+
+
+def test_with_stable_after_a_stream_must_stay_up_that_long() -> None:
+    clock = FakeClock()
+    backoff = Backoff(dataclasses.replace(STEPS, stable_after=30.0), fixed(0.0))
+    assert [backoff.failed(clock()) for _ in range(3)] == [0.5, 1.0, 2.0]
     backoff.opened(clock())
-    clock.advance(29.9)  # up, but not for stable_after (30 s): it keeps backing off
+    clock.advance(29.9)  # up, but not for stable_after: it keeps backing off
     assert backoff.failed(clock()) == 4.0 and backoff.attempt == 4
     backoff.opened(clock())
     clock.advance(30.0)
@@ -219,8 +229,8 @@ def test_a_dropped_stream_is_reopened_and_the_session_clock_goes_on() -> None:
         ("stream_up", "reconnected", 2),  # attempt 1 was refused
         3,
         4,
-        ("stream_down", "ended", 2),  # up too briefly to start the backoff over
-        ("stream_up", "reconnected", 3),
+        ("stream_down", "ended", 0),  # it gave frames: the backoff starts over
+        ("stream_up", "reconnected", 1),
         5,
     ]
     times = [item.timestamp for item in items if isinstance(item, Frame)]

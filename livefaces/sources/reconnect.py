@@ -2,10 +2,12 @@
 
 `Backoff` says how long to wait before the next attempt (capped exponential backoff with jitter,
 so cameras that went down together do not all knock again at the same instant) and when to give
-up (`max_reconnects` attempts in a row). A stream that stays up for `stable_after` seconds starts
-the sequence over; one that drops again sooner keeps backing off, so a camera that accepts and
-then hangs up is not hammered. `RateWatch` compares the frame rate received with the announced
-one. No threads, no sleeping: tests drive both with a fake clock and a fake random source.
+up (`max_reconnects` attempts in a row). A stream that gave frames for `stable_after` seconds
+(by default: any frame) starts the sequence over when it drops, so a camera that reboots or a
+server that restarts is reconnected within a second of answering again; one that accepts and
+hangs up before giving a frame keeps backing off, so it is not hammered. `RateWatch` compares
+the frame rate received with the announced one. No threads, no sleeping: tests drive both with a
+fake clock and a fake random source.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ class ReconnectSettings:
     `CaptureSettings.read_timeout`, which reports it as a `STALL` SourceError.)
     first_delay, max_delay, factor, jitter: the wait before attempt n is
         min(max_delay, first_delay * factor ** (n - 1)), less up to `jitter` of itself at random.
-    stable_after: seconds a reopened stream must give frames before the backoff starts over.
+    stable_after: seconds a reopened stream must give frames before the backoff starts over (0:
+        its first frame proves it works; churn against a server restarted every 1-4 s lost
+        seconds per restart to waits grown to the cap when this was 30).
     fps_window: seconds of arrivals the frame rate is measured over (and the wait after each
         opening before it is judged: FFmpeg hands over what it buffered while probing at once).
     fps_high, fps_low: a rate above `fps_high` times the announced one is a backlog being
@@ -40,7 +44,7 @@ class ReconnectSettings:
     max_delay: float = 10.0
     factor: float = 2.0
     jitter: float = 0.2
-    stable_after: float = 30.0
+    stable_after: float = 0.0
     fps_window: float = 10.0
     fps_high: float = 2.0
     fps_low: float = 0.25
