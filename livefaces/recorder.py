@@ -139,6 +139,9 @@ class VideoRecorder:
             container.close()
             if self._audio_input is not None:
                 self._audio_input.close()
+            # The encoder (its threads and buffers) lives as long as its stream object: let go.
+            self._video = self._audio_output = None
+            self._audio_input = self._audio_packets = self._pending_audio = None
 
     def summary(self) -> str:
         """What the file holds, e.g. "out.mp4: 120 frames, 4.0 s, audio copied"."""

@@ -96,3 +96,23 @@ def test_segment_time_refuses_image_sources(tmp_path: Path, capsys: pytest.Captu
     code = main(["--source", str(image), "--segment-time", "5", "--output", output, "--no-display"])
     assert code == 2
     assert "--segment-time" in capsys.readouterr().err
+
+
+def test_rotating_segments_frees_each_encoder(tmp_path: Path) -> None:
+    """Ten one-second segments: the process's native threads (x264's among them) stay flat, so a
+    service cutting segments for weeks does not pile up finished encoders."""
+    import os
+
+    def native_threads() -> int:
+        return len(os.listdir("/proc/self/task"))
+
+    clock = FakeWallClock(0.0)
+    make = functools.partial(VideoRecorder, fps=30.0, rebase=True, crash_safe=True)
+    recorder = SegmentedRecorder(tmp_path / "cam.mp4", make, seconds=1.0, wall_clock=clock)
+    counts = []
+    for second in range(10):
+        record(recorder, clock, [second + k / 30 for k in range(30)], size=(120, 160))
+        counts.append(native_threads())
+    recorder.close()
+    assert len(recorder.paths) == 10
+    assert max(counts) == counts[0], counts
