@@ -10,6 +10,9 @@ a player opens any of them alone and a hard kill costs at most the last second o
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -22,6 +25,14 @@ from livefaces.recorder import VideoRecorder
 
 START = "{start}"
 START_FORMAT = "%Y%m%d-%H%M%S"
+
+
+def return_freed_memory() -> None:
+    """Hand the memory a finished encoder freed back to the system. glibc keeps freed blocks in
+    its per-thread arenas, so each rotated segment left a few MB behind (a 10-minute soak with
+    60 s segments grew 15 MB a minute); `malloc_trim` releases them. A no-op elsewhere."""
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
 
 
 def with_start(pattern: Path) -> Path:
@@ -108,7 +119,9 @@ class SegmentedRecorder:
         return self.seconds is not None and timestamp - self._started_at >= self.seconds
 
     def _rotate(self, timestamp: float, size: tuple[int, ...]) -> None:
-        self.close()
+        if self._current is not None:
+            self.close()
+            return_freed_memory()
         path = segment_path(self.pattern, self._wall_clock(), {r.path for r in self.finished})
         self._current = self._make(path)
         self._started_at, self._size = timestamp, size
