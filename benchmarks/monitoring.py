@@ -36,7 +36,6 @@ import json
 import os
 import random
 import select
-import signal
 import subprocess
 import sys
 import tempfile
@@ -46,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
-from cameras import SERVER, SYSTEM_PYTHON, encode_clip, free_port, loop_clip
+from cameras import SERVER, SYSTEM_PYTHON, encode_clip, free_port, loop_clip, stop_process
 from frames import REPO, VIDEOS
 from rich.console import Console
 from rich.table import Table
@@ -93,14 +92,9 @@ def start_livefaces(folder: Path, port: int, extra: list[str]) -> subprocess.Pop
         return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, env=env, cwd=folder)
 
 
-def stop(process: subprocess.Popen, seconds: float = 60.0) -> int:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(seconds)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def stop(process: subprocess.Popen) -> int:
+    """SIGINT (as a user's Ctrl-C), a minute to finish its recordings, then SIGKILL; its exit code."""
+    stop_process(process, 60.0)
     return process.returncode
 
 

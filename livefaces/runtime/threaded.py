@@ -29,7 +29,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -204,31 +204,25 @@ class CameraWorker:
     def status(self) -> CameraStatus:
         info = self.setup.source.info
         error = self._error[1] if self._error else None
-        if self._watchdog is None:
-            return CameraStatus(
-                name=self.name,
-                source=info.name,
-                kind=info.kind,
-                live=info.live,
-                state=self.state,
-                size=info.size,
-                fps=info.fps,
-                frame_count=info.frame_count,
-                stats=self.stats.snapshot(),
-                error=error,
-            )
-        link = self._watchdog.status
-        retry_in = None if link.retry_at is None else max(0.0, link.retry_at - time.monotonic())
-        return CameraStatus(
+        base = CameraStatus(
             name=self.name,
             source=info.name,
             kind=info.kind,
             live=info.live,
-            state=link.state if self.state in states.RUNNING else self.state,
+            state=self.state,
             size=info.size,
             fps=info.fps,
             frame_count=info.frame_count,
             stats=self.stats.snapshot(),
+            error=error,
+        )
+        if self._watchdog is None:
+            return base
+        link = self._watchdog.status
+        retry_in = None if link.retry_at is None else max(0.0, link.retry_at - time.monotonic())
+        return replace(
+            base,
+            state=link.state if self.state in states.RUNNING else self.state,
             error=error or link.error,
             reconnects=link.reconnects,
             stalls=link.stalls,
