@@ -3,7 +3,9 @@
 `MTCNN.detect` is pure computation on one RGB image; threads and I/O live elsewhere. The three
 stages are written as the paper's steps. TensorFlow runs the networks (and the image pyramid's
 resizing) in graphs traced once per pyramid depth, with dynamic image sizes, so alternating
-frame sizes never retrace; NumPy does the box bookkeeping in between.
+frame sizes never retrace; NumPy does the box bookkeeping in between. The graphs have no
+tensor-dependent control flow, so they are traced without AutoGraph (which would write a
+generated source file to the temporary folder for every trace).
 
 `MTCNN.detect_faces` is the `mtcnn` package's API (1.0, and 0.1's constructor) over the same
 cascade: `livefaces.images` turns paths, bytes and arrays into RGB, `livefaces.compat` formats
@@ -399,7 +401,8 @@ class MTCNN:
                 input_signature=[
                     tf.TensorSpec([None, None, None, 3], tf.uint8),
                     tf.TensorSpec([depth, 2], tf.int32),
-                ]
+                ],
+                autograph=False,
             )
             def pyramid(images: tf.Tensor, sizes: tf.Tensor) -> list[tuple[tf.Tensor, tf.Tensor]]:
                 pixels = tf.cast(images, tf.float32)
@@ -416,7 +419,7 @@ class MTCNN:
     def _patch_graph(network: Any, weights: networks.Weights) -> Any:
         """A graph that runs `network` on patches already cut to 48x48 (uint8 RGB)."""
 
-        @tf.function(input_signature=[tf.TensorSpec([None, 48, 48, 3], tf.uint8)])
+        @tf.function(input_signature=[tf.TensorSpec([None, 48, 48, 3], tf.uint8)], autograph=False)
         def run(patches: tf.Tensor) -> Any:
             return network(tf.cast(patches, tf.float32), weights)
 
@@ -431,7 +434,8 @@ class MTCNN:
                 tf.TensorSpec([None, None, None, 3], tf.uint8),
                 tf.TensorSpec([None, 4], tf.float32),
                 tf.TensorSpec([None], tf.int32),
-            ]
+            ],
+            autograph=False,
         )
         def run(images: tf.Tensor, crops: tf.Tensor, owners: tf.Tensor) -> Any:
             patches = tf.image.crop_and_resize(images, crops, owners, (size, size))

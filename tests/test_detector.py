@@ -153,6 +153,20 @@ def test_large_and_small_minimum_face_sizes_work(min_face_size: int, astronaut: 
     assert np.sum(found.scores >= 0.95) == 1
 
 
+def test_tracing_leaves_no_files_in_the_temporary_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, astronaut: np.ndarray
+) -> None:
+    """Graphs are traced without AutoGraph, which writes a source file per trace (a service
+    restarted for weeks, or a test suite, would litter /tmp with them)."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    fresh = MTCNN(min_face_size=37)  # its own graphs, traced here
+    assert len(fresh.detect(astronaut)) >= 1
+    assert len(fresh.refine(astronaut, fresh.detect(astronaut).boxes)) >= 1
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_minimum_face_size_excludes_smaller_faces(astronaut: np.ndarray) -> None:
     assert len(MTCNN(min_face_size=300).detect(astronaut)) == 0
 
