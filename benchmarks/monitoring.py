@@ -21,8 +21,11 @@ recording is decoded to the end with PyAV.
 
 soak: `--minutes` of the two cameras with tracking on (the default for live sources), recording
 in one-minute segments, with the process's resident memory, thread count and open file
-descriptors sampled every `--every` seconds from /proc. Reported: the series, and each one's
-change from the first sample after the warm-up (2 minutes) to the last; at the end, the app's own
+descriptors sampled every `--every` seconds from /proc. Reported: the series and, after the
+warm-up (`--warmup`, 5 minutes: glibc's arenas and TensorFlow's caches reach their working size),
+each one's range, the trend of RSS (least-squares slope, MB per minute: one-minute segments make
+RSS saw up and down by tens of MB, so first-to-last differences mislead) and the mean RSS of the
+steady window's first and second halves; at the end, the app's own
 Prometheus endpoint (`--metrics`) is scraped for the latency livefaces adds from a decoded frame
 to every output written (window tile, recording, JSON), per camera, from its histogram.
 """
@@ -36,6 +39,7 @@ import json
 import os
 import random
 import select
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,7 +56,6 @@ from rich.table import Table
 
 CLIPS = {"a": "face_recognition__short_hamilton_clip.mp4", "b": "sample-videos__asl_again.mkv"}
 GAP = 0.5  # seconds without frames that count as a gap
-WARMUP_MINUTES = 2.0
 
 
 def make_clips(folder: Path, seconds: float) -> dict[str, Path]:
@@ -238,7 +241,7 @@ def soak(args: argparse.Namespace, folder: Path) -> None:
         code = stop(app)
         server.kill()
         server.wait()
-    report_soak(samples, code, folder)
+    report_soak(samples, code, folder, args.warmup)
     for camera, text in latency.items():
         Console().print(f"camera {camera}: decoded frame to every output written: {text}")
 
@@ -282,7 +285,9 @@ def process_sample(pid: int) -> tuple[int, int, int]:
     return rss, threads, descriptors
 
 
-def report_soak(samples: list[tuple[float, int, int, int]], code: int | None, folder: Path) -> None:
+def report_soak(
+    samples: list[tuple[float, int, int, int]], code: int | None, folder: Path, warmup_minutes: float
+) -> None:
     console = Console()
     table = Table(title="soak: two 720p30 RTSP cameras, tracking, 60 s segments")
     for column in ("t s", "RSS MB", "threads", "open fds"):
@@ -290,13 +295,18 @@ def report_soak(samples: list[tuple[float, int, int, int]], code: int | None, fo
     for t, rss, threads, fds in samples:
         table.add_row(f"{t:.0f}", f"{rss / 1e6:.0f}", str(threads), str(fds))
     console.print(table)
-    steady = [s for s in samples if s[0] >= WARMUP_MINUTES * 60]
-    if len(steady) >= 2:
-        first, last = steady[0], steady[-1]
+    steady = [s for s in samples if s[0] >= warmup_minutes * 60]
+    if len(steady) >= 4:
+        minutes = [t / 60 for t, *_ in steady]
+        rss = [r / 1e6 for _, r, _, _ in steady]
+        slope = statistics.linear_regression(minutes, rss).slope
+        half = len(rss) // 2
         console.print(
-            f"after the {WARMUP_MINUTES:g} min warm-up: RSS {first[1] / 1e6:.0f} -> {last[1] / 1e6:.0f} "
-            f"MB ({(last[1] - first[1]) / 1e6:+.1f}), threads {first[2]} -> {last[2]}, "
-            f"fds {first[3]} -> {last[3]}"
+            f"after the {warmup_minutes:g} min warm-up ({len(steady)} samples): RSS {min(rss):.0f}-"
+            f"{max(rss):.0f} MB, trend {slope:+.2f} MB/min, mean {statistics.fmean(rss[:half]):.0f} MB "
+            f"(first half) -> {statistics.fmean(rss[half:]):.0f} MB (second half); threads "
+            f"{min(s[2] for s in steady)}-{max(s[2] for s in steady)}, open fds "
+            f"{min(s[3] for s in steady)}-{max(s[3] for s in steady)}"
         )
     segments = sorted(folder.glob("rec-*.mp4"))
     decoded = [decoded_frames(path) for path in segments]
@@ -325,6 +335,7 @@ def main() -> None:
     soak_args = modes.add_parser("soak", help="a long run sampled for growth")
     soak_args.add_argument("--minutes", type=float, default=10.0)
     soak_args.add_argument("--every", type=float, default=10.0, help="seconds between samples")
+    soak_args.add_argument("--warmup", type=float, default=5.0, help="minutes left out of the trend")
     for sub in (churn_args, soak_args):
         sub.add_argument("--livefaces-args", default="", help="more livefaces options")
         sub.add_argument("--keep", type=Path, help="work in this folder and keep it")
