@@ -196,10 +196,10 @@ class CameraRunner:
         return tuple(track_events(self.camera, (), ends, self._wall_clock()))
 
     def _scan(self, frame: Frame) -> ScanRequest:
-        rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
-        small, factors = shrink(rgb, self.settings.detect_width)
+        small, factors = shrink(frame.image, self.settings.detect_width)  # then fewer pixels to convert
+        rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
         self._asked[frame.index] = _Asked("scan", factors)
-        return ScanRequest(self.camera, frame.index, small, self.settings.live, self.settings.cascade)
+        return ScanRequest(self.camera, frame.index, rgb, self.settings.live, self.settings.cascade)
 
     def _scene_cut(self, image: np.ndarray) -> bool:
         """Whether the picture changed wholesale since the last frame (a cut: old tracks are void)."""
@@ -209,11 +209,11 @@ class CameraRunner:
         return previous is not None and float(np.abs(small - previous).mean()) > CUT_THRESHOLD
 
 
-def shrink(rgb: np.ndarray, width: int | None) -> tuple[np.ndarray, tuple[float, float]]:
-    """`rgb` shrunk to `width` when it is wider, and the factors (x, y) that map results back."""
-    height, full_width = rgb.shape[:2]
+def shrink(image: np.ndarray, width: int | None) -> tuple[np.ndarray, tuple[float, float]]:
+    """`image` shrunk to `width` when it is wider, and the factors (x, y) that map results back."""
+    height, full_width = image.shape[:2]
     if not width or full_width <= width:
-        return rgb, (1.0, 1.0)
+        return image, (1.0, 1.0)
     small_height = max(1, round(height * width / full_width))
-    small = cv2.resize(rgb, (width, small_height), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(image, (width, small_height), interpolation=cv2.INTER_AREA)
     return small, (full_width / width, height / small_height)
