@@ -203,7 +203,10 @@ class CameraRunner:
 
     def _scene_cut(self, image: np.ndarray) -> bool:
         """Whether the picture changed wholesale since the last frame (a cut: old tracks are void)."""
-        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        # Sampled to 4x the thumbnail first: a twentieth of the cost of converting the whole frame.
+        width, height = CUT_THUMBNAIL
+        sampled = cv2.resize(image, (4 * width, 4 * height), interpolation=cv2.INTER_LINEAR)
+        grey = cv2.cvtColor(sampled, cv2.COLOR_BGR2GRAY)
         small = cv2.resize(grey, CUT_THUMBNAIL, interpolation=cv2.INTER_AREA).astype(np.int16)
         previous, self._thumbnail = self._thumbnail, small
         return previous is not None and float(np.abs(small - previous).mean()) > CUT_THRESHOLD
