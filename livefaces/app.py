@@ -10,6 +10,7 @@ threaded runtime with the window (if any) pumped on this thread and the status p
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import threading
@@ -28,6 +29,7 @@ from livefaces.runtime.threaded import CameraLimits, CameraSetup, SessionSummary
 
 if TYPE_CHECKING:
     from livefaces.observe.metrics import SessionMetrics
+    from livefaces.outputs.anonymize import MaskSettings
     from livefaces.outputs.events import EventLog
     from livefaces.outputs.retention import Retention
     from livefaces.tiles import TileBoard
@@ -216,6 +218,7 @@ def _sinks(
 ) -> list[Sink]:
     """The camera's outputs: its window tile, annotated video or images, JSON Lines, snapshots and
     then events (snapshots add their paths to the events the events file writes)."""
+    from livefaces.outputs.anonymize import anonymized
     from livefaces.outputs.events import EventsSink
     from livefaces.outputs.snapshots import SnapshotLimit, SnapshotSink
     from livefaces.sinks import ImageFolderSink, JsonLinesSink
@@ -223,13 +226,14 @@ def _sinks(
 
     sinks: list[Sink] = []
     name, info = camera.spec.name, camera.info
+    masks = _mask_settings(config, info)
     if board is not None:
-        sinks.append(TileSink(board, name))
+        sinks.append(anonymized(TileSink(board, name), None if config.window_boxes else masks, lag=False))
     output = config.output_for(name)
     if output is not None and info.kind == "images":
-        sinks.append(ImageFolderSink(output, info.path))
+        sinks.append(anonymized(ImageFolderSink(output, info.path), masks, lag=False))
     elif output is not None:
-        sinks.append(_recorder(config, output, info))
+        sinks.append(anonymized(_recorder(config, output, info), masks, lag=True))
     json_path = config.json_for(name)
     if json_path:
         sinks.append(JsonLinesSink(json_path))
@@ -241,6 +245,12 @@ def _sinks(
     if events:
         sinks.append(EventsSink(shared.event_log(events)))
     return sinks
+
+
+def _mask_settings(config: RunConfig, info: SourceInfo) -> MaskSettings | None:
+    """`--anonymize`'s masks; photos of a folder are unrelated pictures: no mask carries over."""
+    masks = config.mask_settings()
+    return dataclasses.replace(masks, hold=0.0) if masks is not None and info.kind == "images" else masks
 
 
 def _recorder(config: RunConfig, output: Path, info: SourceInfo) -> Sink:

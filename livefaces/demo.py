@@ -74,8 +74,9 @@ class DemoScene:
         """True face boxes (N, 4) x1, y1, x2, y2 at this frame, for faces at least half in view."""
         return self.truth_by_face(index)[1]
 
-    def truth_by_face(self, index: int) -> tuple[list[int], np.ndarray]:
-        """Which faces (0, 1, 2: crossing, zooming, circling) are at least half in view, and their boxes."""
+    def truth_by_face(self, index: int, min_inside: float = 0.5) -> tuple[list[int], np.ndarray]:
+        """Which faces (0, 1, 2: crossing, zooming, circling) have at least `min_inside` of their
+        width in view, and their boxes."""
         px1, py1, px2, py2 = PORTRAIT_CROP
         fx1, fy1, fx2, fy2 = PORTRAIT_FACE
         faces, boxes = [], []
@@ -85,7 +86,7 @@ class DemoScene:
             box = [left + (fx1 - px1) * scale, top + (fy1 - py1) * scale]
             box += [left + (fx2 - px1) * scale, top + (fy2 - py1) * scale]
             inside = (min(box[2], self.width) - max(box[0], 0)) / (box[2] - box[0])
-            if inside >= 0.5:
+            if inside >= min_inside:
                 faces.append(face)
                 boxes.append(box)
         return faces, np.array(boxes, np.float32).reshape(-1, 4)

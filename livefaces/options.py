@@ -69,11 +69,13 @@ from livefaces.redact import redact_url
 
 if TYPE_CHECKING:
     from livefaces.capture import CaptureSettings
+    from livefaces.outputs.anonymize import MaskSettings
     from livefaces.sources.reconnect import ReconnectSettings
 
 DEFAULT_SOURCE = "demo"
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 PLACEHOLDER = "{name}"
+ANONYMIZE_THRESHOLDS = (0.5, 0.6, 0.6)  # --anonymize: a missed face is a leak, a false mask costs little
 REALTIME_CONFLICT = "--realtime tracks faces (--detect-every auto): leave out --detect-every N"
 _NAME_PREFIX = re.compile(r"([A-Za-z0-9_][A-Za-z0-9_-]*)=(.*)", re.DOTALL)
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
@@ -410,7 +412,7 @@ class CameraOptions:
     thresholds: tuple[float, float, float] = option(
         (0.6, 0.7, 0.7),
         Several(Number(0.0, 1.0), 3),
-        "P-Net, R-Net, O-Net thresholds",
+        "P-Net, R-Net, O-Net thresholds (default: 0.6 0.7 0.7; 0.5 0.6 0.6 with --anonymize)",
         metavar=("P", "R", "O"),
     )
     min_confidence: float = option(0.0, Number(0.0, 1.0), "drop weaker faces everywhere")
@@ -540,6 +542,22 @@ class RunConfig:
         "where the output pattern has {start} (else before the suffix)",
         metavar="S",
     )
+    anonymize: str = option(
+        "none",
+        Choice(("blur", "pixelate", "solid", "none")),
+        "mask every face in the recording, image folder and window (see --window-boxes); lowers "
+        "--thresholds' default to 0.5 0.6 0.6 so fewer faces are missed (default: none)",
+    )
+    mask_scale: float = option(1.3, Number(1.0, 4.0), "size of a mask over the face box", metavar="X")
+    mask_shape: str = option("ellipse", Choice(("ellipse", "box")), "shape of the masks")
+    mask_hold: float = option(
+        0.5, Number(0.0, 5.0), "seconds a mask stays after its face was last seen; recordings also "
+        "mask a face this long before it was first found (they are written this much later)",
+        metavar="S",
+    )  # fmt: skip
+    window_boxes: bool = option(
+        False, Switch(), "with --anonymize: the window shows boxes on unmasked faces (recordings stay masked)"
+    )
     metrics: tuple[str, int] | None = option(
         None,
         Address(),
@@ -551,6 +569,14 @@ class RunConfig:
         metavar="FILE",
     )  # fmt: skip
     config_path: Path | None = None
+
+    def mask_settings(self) -> MaskSettings | None:
+        """How faces are masked in image outputs, or None when they are not (`--anonymize none`)."""
+        if self.anonymize == "none":
+            return None
+        from livefaces.outputs.anonymize import MaskSettings
+
+        return MaskSettings(self.anonymize, self.mask_scale, self.mask_shape, self.mask_hold)
 
     def output_for(self, camera: str) -> Path | None:
         """The annotated video (or image folder) of this camera, if one is asked for."""
@@ -694,7 +720,7 @@ def parse_command_line(argv: Sequence[str] | None, environ: Mapping[str, str] | 
     per_run = _stack(RUN_TABLE, file_run, command_line)
     per_camera = _stack(CAMERA_TABLE, file_cameras, command_line)
     specs = tuple(
-        CameraSpec(name, camera.source, _camera_options(per_camera, camera))
+        CameraSpec(name, camera.source, _camera_options(per_camera, camera, per_run["anonymize"].value))
         for name, camera in zip(_names(cameras), cameras)
     )
     for name in _PATH_KEYS:
@@ -744,8 +770,12 @@ def _exists(text: str) -> bool:
         return False
 
 
-def _camera_options(per_camera: dict[str, Setting], camera: _Camera) -> CameraOptions:
+def _camera_options(
+    per_camera: dict[str, Setting], camera: _Camera, anonymize: str = "none"
+) -> CameraOptions:
     merged = {**per_camera, **camera.overrides}
+    if anonymize != "none" and merged["thresholds"].level == Level.DEFAULT:  # privacy: fewer misses
+        merged["thresholds"] = Setting(ANONYMIZE_THRESHOLDS, Level.DEFAULT, "default")
     realtime, every = merged["realtime"], merged["detect_every"]
     if realtime.value and isinstance(every.value, int):  # set at different levels: the specific wins
         loser = "detect_every" if realtime.level > every.level else "realtime"
