@@ -36,8 +36,10 @@ class FrameResult:
     camera: the camera's name. faces: the faces to show on this frame (tracks placed at its time,
     with their confirmed / measured flags; in exact mode the detections of the frame itself or of
     the last detected frame). fresh: the faces were measured on this very frame. events: what
-    happened since the previous result (faces appeared or left). Each output renders what it wants
-    from it (raw, annotated, ...).
+    happened since the previous result (faces appeared or left). scanned_until: source time of
+    the newest frame the detector has fully scanned (where new faces are found) for this camera,
+    None before the first scan's answer (a live camera's first frames go out before it). Each
+    output renders what it wants from it (raw, annotated, ...).
     """
 
     camera: str
@@ -45,6 +47,7 @@ class FrameResult:
     faces: TrackedFaces
     fresh: bool
     events: tuple[Event, ...] = ()
+    scanned_until: float | None = None
 
     @property
     def detections(self) -> Detections:

@@ -121,12 +121,14 @@ class TrackedFaces:
     """Tracks placed at one time: their `Detections` with per-face flags.
 
     confirmed: (N,) bool, False for tentative tracks; measured: (N,) bool, True where the box comes
-    from a measurement at exactly this time rather than from motion prediction.
+    from a measurement at exactly this time rather than from motion prediction; measured_at: (N,)
+    time of each face's last measurement, where known (how far its box was predicted).
     """
 
     detections: Detections
     confirmed: np.ndarray
     measured: np.ndarray
+    measured_at: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.detections)
@@ -153,6 +155,7 @@ class TrackedFaces:
             self.detections.select(mask_or_indices),
             self.confirmed[mask_or_indices],
             self.measured[mask_or_indices],
+            None if self.measured_at is None else self.measured_at[mask_or_indices],
         )
 
     def confirmed_only(self) -> TrackedFaces:
@@ -212,6 +215,7 @@ class TrackSnapshot:
             ),
             self.confirmed.copy(),
             self.updated == t,
+            self.updated.copy(),
         )
         return faces if include_tentative else faces.confirmed_only()
 

@@ -20,6 +20,7 @@ One thread (the camera's writer) owns a timeline: no locks.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,11 @@ SHAPES = ("ellipse", "box")
 MATCH_IOU = 0.3  # untracked faces (exact mode): overlap with a face's last box to be that face
 VELOCITY_SECONDS = 0.5  # speeds are fitted on the measurements of the last half second
 MIN_GROWTH = 0.25  # a face of unknown speed: its mask grows by a quarter of its size per second
+TRAIL = 2.0  # tracked boxes are smoothed, so they trail a moving face: allow twice its travel since
+# the last measurement (and one frame) on each side
+MAX_GROWTH = 1.0  # a mask grows by at most its face's size on each side (a stale track after a scene
+# cut, or a wild speed fit, would otherwise mask the whole picture)
+MAX_LAG = 1.5  # seconds a lagging output waits at most for the detector's scan of a frame
 BLUR_CELLS = 6  # a blurred face keeps about this many cells of detail across
 PIXEL_CELLS = 10  # a pixelated face is this many blocks across
 
@@ -117,6 +123,14 @@ class MaskAnnotator:
         return cv2.blur(smooth, (kernel, kernel))
 
 
+def _moved(box: np.ndarray, velocity: np.ndarray, seconds: float) -> np.ndarray:
+    """`box` moved by its centre's velocity for `seconds`, its size kept: sizes change slowly,
+    and a fitted rate of change extrapolated far would shrink it to nothing (the growth by
+    uncertainty covers a size change)."""
+    shift = (velocity[:2] + velocity[2:]) / 2 * seconds
+    return box + np.tile(shift, 2)
+
+
 def scaled_boxes(boxes: np.ndarray, scale: float) -> np.ndarray:
     """Boxes (N, 4) grown by `scale` around their centres."""
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
@@ -133,9 +147,13 @@ class _Face:
     boxes: list[np.ndarray] = field(default_factory=list)
     ages: list[float] = field(default_factory=list)
     measured_at: float | None = None
+    since: float = math.inf  # the full scan before the one that found it: it may be there since
 
-    def add(self, t: float, box: np.ndarray, measured: bool) -> None:
-        if measured or self.measured_at is None:
+    def add(self, t: float, box: np.ndarray, measured: bool, measured_at: float | None) -> None:
+        """A sighting at `t`; `measured_at`: when its box was last measured, if the runner said."""
+        if measured_at is not None:
+            self.measured_at = min(measured_at, t)
+        elif measured or self.measured_at is None:
             self.measured_at = t if measured else (self.times[0] if self.times else t)
         self.times.append(t)
         self.boxes.append(np.asarray(box, np.float64))
@@ -160,31 +178,34 @@ class _Face:
         """The face's mask box at `t`, grown by its uncertainty; None when `t` is more than `hold`
         from every sighting."""
         times = self.times
-        if t < times[0] - hold or t > times[-1] + hold:
+        if t < min(times[0], self.since) - hold or t > times[-1] + hold:
             return None
         k = int(np.searchsorted(times, t))
         if k < len(times) and times[k] == t:
             box, age, velocity = self.boxes[k], self.ages[k], self.velocity(near_end=True)
-        elif k == 0:
-            velocity = self.velocity(near_end=False)
-            box, age = self.boxes[0] + velocity * (t - times[0]), times[0] - t
-        elif k == len(times):
-            velocity = self.velocity(near_end=True)
-            box, age = self.boxes[-1] + velocity * (t - times[-1]), self.ages[-1] + t - times[-1]
+        elif k in (0, len(times)):  # before the first or after the last sighting: moved at its speed
+            nearest = 0 if k == 0 else -1
+            velocity = self.velocity(near_end=k > 0)
+            box = _moved(self.boxes[nearest], velocity, t - times[nearest])
+            age = self.ages[nearest] + abs(t - times[nearest])
         else:  # a gap between two sightings: in between, as uncertain as the nearer one
             before, after = times[k - 1], times[k]
             share = (t - before) / (after - before)
             box = self.boxes[k - 1] * (1 - share) + self.boxes[k] * share
             age = min(self.ages[k - 1] + t - before, self.ages[k] + after - t)
             velocity = self.velocity(near_end=True)
-        size = np.tile(box[2:] - box[:2], 2)
+        centre, half = (box[:2] + box[2:]) / 2, np.abs(box[2:] - box[:2]) / 2
+        size = np.tile(2 * half, 2)
         speed = np.maximum(np.abs(velocity), MIN_GROWTH * size if age > 0 else 0.0)
-        growth = speed * (age + frame_seconds)
-        return box + growth * np.array([-1.0, -1.0, 1.0, 1.0])
+        growth = np.minimum(TRAIL * speed * (age + frame_seconds), MAX_GROWTH * size)
+        return np.concatenate([centre - half, centre + half]) + growth * np.array([-1.0, -1.0, 1.0, 1.0])
 
     def forget_before(self, t: float) -> None:
         while len(self.times) > 2 and self.times[1] < t:
             del self.times[0], self.boxes[0], self.ages[0]
+
+
+Released = tuple[FrameResult, Any, "np.ndarray | None"]
 
 
 class MaskTimeline:
@@ -193,7 +214,15 @@ class MaskTimeline:
     `push(result, item)` takes the next frame's result (in order) with anything to carry along
     (its image) and returns the frames now ready, oldest first, each as (result, item, boxes to
     mask (N, 4), unscaled): a frame is ready once frames `delay` seconds newer were pushed, so
-    its masks know the faces found up to then. `flush()` returns the rest (at the end).
+    its masks know the faces found up to then, and (at most `MAX_LAG` seconds) once the detector
+    has fully scanned it or a later frame. A face found by a scan is masked back to the scan
+    before (it may have been there unseen since) and `hold` seconds more. `flush()` returns the
+    rest (at the end).
+
+    Fail closed: a live camera's first frames go out before the detector has scanned any frame.
+    Until a result says it has (`fresh`, `scanned_until`), nothing is known about faces: a frame
+    released then, or more than `hold` seconds before the first frame scanned, has `None` for
+    its boxes: mask the whole frame.
     """
 
     def __init__(self, hold: float = 0.5, delay: float = 0.0) -> None:
@@ -205,20 +234,36 @@ class MaskTimeline:
         self._next_key = -2  # untracked faces get negative keys, tracks keep their ids
         self._newest: float | None = None
         self._frame_seconds = 0.0
+        self._first_scan: float | None = None  # the time of the first frame the detector scanned
+        self._scans: deque[float] = deque(maxlen=4)  # times of the newest frames fully scanned
 
-    def push(self, result: FrameResult, item: Any = None) -> list[tuple[FrameResult, Any, np.ndarray]]:
+    def push(self, result: FrameResult, item: Any = None) -> list[Released]:
         t = result.frame.timestamp
-        if self._newest is not None and t > self._newest:
-            self._frame_seconds = t - self._newest
+        if self._newest is not None and t > self._newest:  # the frame interval: the shortest step seen
+            step = t - self._newest
+            self._frame_seconds = min(self._frame_seconds, step) if self._frame_seconds else step
         self._newest = t if self._newest is None else max(self._newest, t)
+        scanned = result.scanned_until if result.scanned_until is not None else (t if result.fresh else None)
+        if scanned is not None and (not self._scans or scanned > self._scans[-1]):
+            self._scans.append(scanned)
+        if scanned is not None and self._first_scan is None:
+            self._first_scan = scanned
         self._record(result, t)
         self._pending.append((result, item))
         ready = []
-        while self._pending and self._newest - self._pending[0][0].frame.timestamp >= self.delay:
+        while self._pending and self._ready(self._pending[0][0].frame.timestamp):
             ready.append(self._release())
         return ready
 
-    def flush(self) -> list[tuple[FrameResult, Any, np.ndarray]]:
+    def _ready(self, t: float) -> bool:
+        assert self._newest is not None
+        waited = self._newest - t
+        if waited < self.delay:
+            return False
+        scanned = self.delay == 0 or (self._scans and self._scans[-1] >= t)
+        return bool(scanned) or waited >= max(MAX_LAG, self.delay)
+
+    def flush(self) -> list[Released]:
         return [self._release() for _ in range(len(self._pending))]
 
     def boxes_at(self, t: float) -> np.ndarray:
@@ -226,10 +271,11 @@ class MaskTimeline:
         found = [self._faces[key].at(t, self.hold, self._frame_seconds) for key in sorted(self._faces)]
         return np.array([box for box in found if box is not None], np.float64).reshape(-1, 4)
 
-    def _release(self) -> tuple[FrameResult, Any, np.ndarray]:
+    def _release(self) -> Released:
         result, item = self._pending.popleft()
         t = result.frame.timestamp
-        boxes = self.boxes_at(t)
+        first = self._first_scan
+        boxes = self.boxes_at(t) if first is not None and t >= first - self.hold else None
         oldest = self._pending[0][0].frame.timestamp if self._pending else t
         self._forget(oldest - self.hold - VELOCITY_SECONDS)
         return result, item, boxes
@@ -247,10 +293,13 @@ class MaskTimeline:
         for i, key in enumerate(keys):
             if key is None:
                 key, self._next_key = self._next_key, self._next_key - 1
-            face = self._faces.setdefault(key, _Face())
+            if key not in self._faces:
+                self._faces[key] = _Face(since=self._scans[-2] if len(self._scans) >= 2 else -math.inf)
+            face = self._faces[key]
             if face.times and face.times[-1] >= t:
                 continue  # one sample per face per frame time
-            face.add(t, boxes[i], bool(faces.measured[i]))
+            seen = None if faces.measured_at is None else float(faces.measured_at[i])
+            face.add(t, boxes[i], bool(faces.measured[i]), seen)
 
     def _forget(self, before: float) -> None:
         for key in [k for k, face in self._faces.items() if face.times[-1] < before]:
@@ -303,8 +352,15 @@ class AnonymizedOutput:
     def summary(self) -> str | None:
         return self.output.summary()
 
-    def _write(self, result: FrameResult, image: np.ndarray, boxes: np.ndarray) -> None:
-        if len(boxes):
+    def _write(self, result: FrameResult, image: np.ndarray, boxes: np.ndarray | None) -> None:
+        if boxes is None:  # nothing known about this frame's faces yet: all of it is masked
+            height, width = image.shape[:2]
+            whole = MaskAnnotator(self.settings.style, 1.0, "box", self.settings.color)
+            image = whole.annotate(
+                image.copy(), _as_detections(np.array([[0, 0, width, height]], np.float64))
+            )
+            self.masks_drawn += 1
+        elif len(boxes):
             image = self.annotator.annotate(image.copy(), _as_detections(boxes))  # the raw frame is shared
             self.masks_drawn += len(boxes)
         self.output.write(result, image)

@@ -117,7 +117,9 @@ class CameraRunner:
         self._asked: dict[int, _Asked] = {}
         self._snapshot = TrackSnapshot.empty()
         self._current = Detections.empty()
+        self._current_time = 0.0  # exact mode: the time of the frame `_current` was measured on
         self._measured_index = -1
+        self._scanned_time: float | None = None
         self._events: list[Event] = []
         self._thumbnail: np.ndarray | None = None
 
@@ -161,13 +163,14 @@ class CameraRunner:
         cost = reply.compute_seconds / max(reply.batch_size, 1)
         if asked.kind == "scan":
             self.full_scans += 1
+            self._scanned_time = max(frame.timestamp, self._scanned_time or frame.timestamp)
             self.scheduler.scanned(frame.timestamp, cost, reply.wait_seconds)
         else:
             self.refinements += 1
             self.scheduler.refined(cost, reply.wait_seconds)
         self._measured_index = frame.index
         if not self.settings.tracking:
-            self._current = found
+            self._current, self._current_time = found, frame.timestamp
             return
         update = self.tracker.step(found, frame.timestamp)
         self._snapshot = update.snapshot
@@ -177,12 +180,14 @@ class CameraRunner:
         """`frame` with its faces and the events raised since the previous result."""
         events, self._events = tuple(self._events), []
         fresh = self._measured_index == frame.index
+        scanned = self._scanned_time
         if self.settings.tracking:
-            return FrameResult(self.camera, frame, self._snapshot.at(frame.timestamp), fresh, events)
+            return FrameResult(self.camera, frame, self._snapshot.at(frame.timestamp), fresh, events, scanned)
         count = len(self._current)
         flags = np.ones(count, bool)
-        faces = TrackedFaces(self._current, flags, flags if fresh else np.zeros(count, bool))
-        return FrameResult(self.camera, frame, faces, fresh, events)
+        seen = np.full(count, self._current_time)
+        faces = TrackedFaces(self._current, flags, flags if fresh else np.zeros(count, bool), seen)
+        return FrameResult(self.camera, frame, faces, fresh, events, scanned)
 
     def take_events(self) -> tuple[Event, ...]:
         """The events raised since the last result, taken (for a notice that belongs to no frame)."""
