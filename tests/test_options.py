@@ -494,6 +494,11 @@ def test_every_camera_option_is_a_config_key_and_a_field() -> None:
         "crf",
         "preset",
         "segment_time",
+        "anonymize",
+        "mask_scale",
+        "mask_shape",
+        "mask_hold",
+        "window_boxes",
         "metrics",
         "log_file",
     }
