@@ -412,7 +412,7 @@ class CameraOptions:
     thresholds: tuple[float, float, float] = option(
         (0.6, 0.7, 0.7),
         Several(Number(0.0, 1.0), 3),
-        "P-Net, R-Net, O-Net thresholds; --anonymize lowers the default to 0.5 0.6 0.6",
+        "P-Net, R-Net, O-Net thresholds; --anonymize lowers them to 0.5 0.6 0.6 unless given",
         metavar=("P", "R", "O"),
     )
     min_confidence: float = option(0.0, Number(0.0, 1.0), "drop weaker faces everywhere")
