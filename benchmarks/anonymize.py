@@ -60,6 +60,7 @@ DEFACE = "/opt/deface/bin/deface"
 class Outcome:
     fps: float
     uncovered: int
+    frames: int  # in the output
     wall: float | None = None
     failed: str | None = None
 
@@ -90,13 +91,23 @@ def reference(frames: list[np.ndarray], detector: MTCNN) -> list[np.ndarray]:
     return boxes
 
 
-def uncovered_frames(output: Path, source: list[np.ndarray], truth: list[np.ndarray]) -> int:
-    """Frames of `output` where some reference face is less than 90 % masked (solid black)."""
-    anonymized_frames = decoded(output)
-    if len(anonymized_frames) != len(source):
-        raise SystemExit(f"{output}: {len(anonymized_frames)} frames, the source has {len(source)}")
+def timed_frames(path: Path) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Every frame's presentation time (seconds) and its BGR image."""
+    with av.open(str(path)) as container:
+        frames = [(float(f.time or 0.0), f.to_ndarray(format="bgr24")) for f in container.decode(video=0)]
+    return np.array([t for t, _ in frames]), [image for _, image in frames]
+
+
+def uncovered_frames(output: Path, source: Path, truth: list[np.ndarray]) -> tuple[int, int]:
+    """Frames of the source where some reference face is less than 90 % masked (solid black) in
+    `output`, each compared with the output frame shown at its time (a tool that pads or drops
+    frames is compared as a viewer sees it); and the output's frame count."""
+    source_times, raws = timed_frames(source)
+    output_times, images = timed_frames(output)
     count = 0
-    for image, raw, boxes in zip(anonymized_frames, source, truth):
+    for when, raw, boxes in zip(source_times, raws, truth):
+        shown = max(int(np.searchsorted(output_times, when + 1e-3, side="right")) - 1, 0)
+        image = images[shown]
         height, width = raw.shape[:2]
         for box in boxes:
             x1, y1 = max(round(box[0]), 0), max(round(box[1]), 0)
@@ -107,7 +118,7 @@ def uncovered_frames(output: Path, source: list[np.ndarray], truth: list[np.ndar
             if masked.mean() < COVERED:
                 count += 1
                 break
-    return count
+    return count, len(images)
 
 
 def livefaces_run(clip: Path, detector: MTCNN, output: Path, tracking: bool) -> tuple[float, Path]:
@@ -156,7 +167,7 @@ def main() -> None:
     parser.add_argument("--only", help="clips whose name holds this")
     args = parser.parse_args()
     has_deface = os.access(args.deface, os.X_OK)
-    console = Console()
+    console = Console(width=max(Console().width, 170))
     console.print(
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: figures taken under that load"
     )
@@ -181,16 +192,16 @@ def main() -> None:
             safe = name.replace(" ", "_")
             for mode, tracking in (("livefaces exact", False), ("livefaces realtime", True)):
                 fps, output = livefaces_run(clip, detector, work / f"{safe}-{mode[10:]}.mp4", tracking)
-                outcomes[mode] = Outcome(fps, uncovered_frames(output, source, truth))
+                outcomes[mode] = Outcome(fps, *uncovered_frames(output, clip, truth))
             if has_deface:
                 for mode, scale in (("deface full", None), ("deface --scale", half(clip))):
                     try:
                         fps, wall, output = deface_run(
                             args.deface, clip, work / f"{safe}-{mode[7:]}.mp4", scale
                         )
-                        outcomes[mode] = Outcome(fps, uncovered_frames(output, source, truth), wall)
+                        outcomes[mode] = Outcome(fps, *uncovered_frames(output, clip, truth), wall)
                     except (RuntimeError, subprocess.TimeoutExpired) as error:
-                        outcomes[mode] = Outcome(0.0, -1, failed=str(error))
+                        outcomes[mode] = Outcome(0.0, -1, 0, failed=str(error))
                         console.print(f"{name}: {mode} failed: {error}")
             cells = [name, str(len(source)), str(sum(len(b) for b in truth))]
             for mode in runs:
@@ -199,13 +210,18 @@ def main() -> None:
                     cells += ["-", "-"]
                     continue
                 wall = f" ({len(source) / outcome.wall:.1f})" if outcome.wall else ""
-                cells += [str(outcome.uncovered), f"{outcome.fps:.1f}{wall}"]
+                extra = (
+                    f" ({outcome.frames - len(source):+d} frames)" if outcome.frames != len(source) else ""
+                )
+                cells += [f"{outcome.uncovered}{extra}", f"{outcome.fps:.1f}{wall}"]
             table.add_row(*cells)
             console.print(f"{name}: done")
     console.print(table)
     console.print(
         "deface fps: its progress bar's rate (in brackets: frames over the wall time of the whole "
-        f"process, model loading included); deface --scale: half width and height. Load average now "
+        "process, model loading included); deface --scale: half width and height. (+N frames): the "
+        "output has N frames more than the source (each source frame is compared with the output "
+        f"frame shown at its time). Load average now "
         f"{os.getloadavg()[0]:.1f}."
     )
 
