@@ -461,3 +461,34 @@ def test_the_window_masks_a_face_entering_from_the_edge_at_once_in_exact_mode(de
 def test_the_window_masks_a_face_entering_from_the_edge_at_once_when_tracking(detector) -> None:
     uncovered = [(i, c) for i, c in window_coverage(detector, tracking=True) if c < COVERED]
     assert not uncovered
+
+
+@pytest.mark.parametrize(
+    ("args", "window_masked", "recording_masked"),
+    [
+        (["--anonymize", "blur"], True, True),
+        (["--anonymize", "blur", "--window-boxes"], False, True),
+        ([], False, False),
+    ],
+)
+def test_which_outputs_are_anonymized(
+    tmp_path: Path, args: list[str], window_masked: bool, recording_masked: bool
+) -> None:
+    """--anonymize masks the window and the recording; --window-boxes keeps boxes in the window.
+    The recording waits for later frames (it may lag), the window does not."""
+    from livefaces.app import SharedOutputs, _sinks, open_cameras
+    from livefaces.tiles import TileBoard
+
+    config = parse_command_line(["--source", "demo", *args, "--output", str(tmp_path / "out.mp4")])
+    camera = open_cameras(config)[0]
+    try:
+        window, recording = _sinks(config, camera, TileBoard([camera.spec.name]), SharedOutputs(config))[:2]
+    finally:
+        camera.close()
+    assert isinstance(window, AnonymizedOutput) == window_masked
+    assert isinstance(recording, AnonymizedOutput) == recording_masked
+    assert window.render == ("raw" if window_masked else "annotated")
+    if window_masked:
+        assert window.timeline.delay == 0.0
+    if recording_masked:
+        assert recording.timeline.delay == 0.5 and recording.settings.style == "blur"
