@@ -15,7 +15,7 @@ An uncovered frame holds at least one reference face that is not covered.
 Runs, each anonymizing every frame to an H.264 mp4:
 - livefaces exact (the default for files) and `--realtime` (tracking), in this process on the
   app's threaded runtime with the app's outputs (recorder behind the anonymizer) and the
-  `--anonymize` defaults (thresholds 0.5 0.6 0.6, mask scale 1.3, ellipse, hold 0.5 s); fps is
+  `--anonymize` defaults (thresholds 0.5 0.6 0.6, mask scale 1.3, ellipse, hold 1 s); fps is
   frames over the run's wall time, the detector already loaded;
 - deface (when installed: `python3 -m venv /opt/deface && /opt/deface/bin/pip install deface
   onnxruntime`) at full resolution and with `--scale` at half the width and height; fps is its

@@ -551,7 +551,7 @@ class RunConfig:
     mask_scale: float = option(1.3, Number(1.0, 4.0), "size of a mask over the face box", metavar="X")
     mask_shape: str = option("ellipse", Choice(("ellipse", "box")), "shape of the masks")
     mask_hold: float = option(
-        0.5, Number(0.0, 5.0), "seconds a mask stays after its face was last seen; recordings also "
+        1.0, Number(0.0, 5.0), "seconds a mask stays after its face was last seen; recordings also "
         "mask a face this long before it was first found (they are written this much later)",
         metavar="S",
     )  # fmt: skip

@@ -212,7 +212,7 @@ def test_anonymize_lowers_the_default_thresholds_but_not_given_ones() -> None:
     assert masked.thresholds == ANONYMIZE_THRESHOLDS
     assert given.thresholds == (0.7, 0.8, 0.9)
     config = parse_command_line(["--anonymize", "pixelate", "--mask-shape", "box", "--mask-scale", "1.5"])
-    assert config.mask_settings() == MaskSettings("pixelate", 1.5, "box", 0.5)
+    assert config.mask_settings() == MaskSettings("pixelate", 1.5, "box", 1.0)
     assert parse_command_line([]).mask_settings() is None
 
 
@@ -425,7 +425,7 @@ def window_coverage(detector, tracking: bool) -> list[tuple[int, float]]:
         tracking=tracking, adaptive=False, cascade=Settings(thresholds=ANONYMIZE_THRESHOLDS), patches=True
     )
     run_camera(open_source("demo", CaptureSettings()), detector, [keep], settings, CameraLimits(DEMO_FRAMES))
-    timeline = MaskTimeline(hold=0.5, delay=0.0)
+    timeline = MaskTimeline(hold=1.0, delay=0.0)
     found = []
     for item in keep.results:
         for released, _, boxes in timeline.push(item):
@@ -491,4 +491,4 @@ def test_which_outputs_are_anonymized(
     if window_masked:
         assert window.timeline.delay == 0.0
     if recording_masked:
-        assert recording.timeline.delay == 0.5 and recording.settings.style == "blur"
+        assert recording.timeline.delay == 1.0 and recording.settings.style == "blur"

@@ -38,7 +38,7 @@ STYLES = ("blur", "pixelate", "solid", "none")
 SHAPES = ("ellipse", "box")
 MATCH_IOU = 0.3  # untracked faces (exact mode): overlap with a face's last box to be that face
 VELOCITY_SECONDS = 0.5  # speeds are fitted on the measurements of the last half second
-MIN_GROWTH = 0.25  # a face of unknown speed: its mask grows by a quarter of its size per second
+MIN_GROWTH = 1.0  # a predicted face of unknown speed is taken to move a face's size per second
 TRAIL = 2.0  # tracked boxes are smoothed, so they trail a moving face: allow twice its travel since
 # the last measurement (and one frame) on each side
 MAX_GROWTH = 1.0  # a mask grows by at most its face's size on each side (a stale track after a scene
@@ -58,7 +58,7 @@ class MaskSettings:
     style: str = "blur"
     scale: float = 1.3
     shape: str = "ellipse"
-    hold: float = 0.5
+    hold: float = 1.0
     color: tuple[int, int, int] = (0, 0, 0)
 
     def __post_init__(self) -> None:
@@ -225,7 +225,7 @@ class MaskTimeline:
     its boxes: mask the whole frame.
     """
 
-    def __init__(self, hold: float = 0.5, delay: float = 0.0) -> None:
+    def __init__(self, hold: float = 1.0, delay: float = 0.0) -> None:
         if hold < 0 or delay < 0:
             raise ValueError(f"hold and delay must be >= 0 seconds, got {hold} and {delay}")
         self.hold, self.delay = hold, delay
