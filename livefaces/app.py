@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from livefaces.capture import LIVE_KINDS, Source, SourceError, SourceInfo, open_source
+from livefaces.capture import LIVE_KINDS, NothingLeft, Source, SourceError, SourceInfo, open_source
 from livefaces.frames import Frame
 from livefaces.options import CameraSpec, RunConfig
 from livefaces.runtime.camera_runner import CameraRunner, RunnerSettings
@@ -36,6 +36,12 @@ TRACKING_BUDGET = 0.8  # share of real time the shared detector may be planned f
 SNAPSHOTS_NEED_TRACKING = (
     "--snapshots: snapshots are taken of tracked faces; files need --realtime (or --detect-every auto), "
     "and --detect-every N turns tracking off"
+)
+
+
+SAVE_EVERY_NEEDS_TRACKING = (
+    "--save-every: keeps one crop per tracked face per S seconds; files need --realtime (or --detect-every "
+    "auto), and photos have no tracks"
 )
 
 
@@ -100,8 +106,13 @@ def _open_camera(spec: CameraSpec, config: RunConfig, named: bool, service: bool
             raise BadInput("--detect-every auto and --realtime track faces across video frames, not images")
         if config.snapshots and not tracking:
             raise BadInput(SNAPSHOTS_NEED_TRACKING)
+        if config.save_every is not None and config.save_faces and not tracking:
+            raise BadInput(SAVE_EVERY_NEEDS_TRACKING)
+        _resume(config, spec.name, source)
         try:
             frames = source.frames()  # reads the first frame: a bad source fails here, before any output
+        except NothingLeft:
+            frames = (frame for frame in ())  # resumed with every photo done: nothing to run
         except SourceError as error:
             if not (service and source.info.kind in LIVE_KINDS):
                 raise
@@ -111,6 +122,17 @@ def _open_camera(spec: CameraSpec, config: RunConfig, named: bool, service: bool
             raise type(error)(f"camera {spec.name}: {error}") from None
         raise
     return OpenCamera(spec, source, frames, tracking)
+
+
+def _resume(config: RunConfig, camera: str, source: Source) -> None:
+    """A photo folder whose crops an earlier run saved: leave out the photos its index names."""
+    if not config.save_faces or source.info.kind != "images":
+        return
+    from livefaces.outputs.crops import INDEX_NAME, read_done
+
+    done = read_done(Path(config.save_faces) / camera / INDEX_NAME)
+    if done:
+        source.skip = done.__contains__
 
 
 def _check_writable(path: Path, what: str) -> None:
@@ -155,6 +177,8 @@ def check_outputs(config: RunConfig, camera: str, source_kind: str) -> None:
         _check_writable(Path(events), "the events")
     if config.snapshots:
         _check_folder(Path(config.snapshots), "--snapshots")
+    if config.save_faces:
+        _check_folder(Path(config.save_faces), "--save-faces")
 
 
 def _check_folder(folder: Path, what: str) -> None:
@@ -240,7 +264,18 @@ def _sinks(
     events = config.events_for(name)
     if events:
         sinks.append(EventsSink(shared.event_log(events)))
+    if config.save_faces:
+        sinks.append(_face_crops(config, name, info))
     return sinks
+
+
+def _face_crops(config: RunConfig, name: str, info: SourceInfo) -> Sink:
+    from livefaces.outputs.crops import CropSettings, FaceCropSink
+
+    settings = CropSettings(
+        config.margin, config.face_size, config.align, config.face_format, config.save_every
+    )
+    return FaceCropSink(config.save_faces or "", name, info.path if info.kind == "images" else None, settings)
 
 
 def _recorder(config: RunConfig, output: Path, info: SourceInfo) -> Sink:
