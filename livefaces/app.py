@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from livefaces.outputs.retention import Retention
     from livefaces.tiles import TileBoard
 
+PHOTO_QUEUE = 2  # photos may be 50 MB decoded each: the decoding pool already reads ahead
 TRACKING_BUDGET = 0.8  # share of real time the shared detector may be planned for, over all cameras
 SNAPSHOTS_NEED_TRACKING = (
     "--snapshots: snapshots are taken of tracked faces; files need --realtime (or --detect-every auto), "
@@ -398,6 +399,7 @@ def _setup(
         sinks,
         CameraLimits(config.max_frames, config.duration),
         camera.frames,
+        queue_size=PHOTO_QUEUE if camera.info.kind == "images" else 8,
         on_reply=observer.replied if observer is not None else None,
         reconnect=camera.spec.options.reconnect_settings(),
         open_error=camera.open_error,
