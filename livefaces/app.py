@@ -65,6 +65,7 @@ class OpenCamera:
     frames: Iterator[Frame] | None
     tracking: bool
     open_error: SourceError | None = None
+    nothing_left: bool = False  # a photo folder whose every photo an earlier run did
 
     def close(self) -> None:
         if self.frames is not None:
@@ -113,7 +114,8 @@ def _open_camera(spec: CameraSpec, config: RunConfig, named: bool, service: bool
         try:
             frames = source.frames()  # reads the first frame: a bad source fails here, before any output
         except NothingLeft:
-            frames = (frame for frame in ())  # resumed with every photo done: nothing to run
+            frames = (frame for frame in ())
+            return OpenCamera(spec, source, frames, tracking, nothing_left=True)
         except SourceError as error:
             if not (service and source.info.kind in LIVE_KINDS):
                 raise
@@ -337,11 +339,7 @@ def run_session(
         show = config.display and display_available()
         if config.display and not show:
             log().info("livefaces: no display available, running headless (--no-display)")
-        from livefaces.detector import MTCNN
-        from livefaces.runtime.cores import share_detector_cores
-
-        share_detector_cores(len(cameras))
-        detector = MTCNN(device=config.device)
+        detector, device = _detector(config, cameras)
         board = TileBoard([camera.spec.name for camera in cameras]) if show else None
         shared = shared or SharedOutputs(config)
         setups = [_setup(config, camera, board, len(cameras), shared, metrics) for camera in cameras]
@@ -355,7 +353,7 @@ def run_session(
     def report(line: str) -> None:  # a camera's link: lost, retrying, back (one line each)
         log().warning(line)
 
-    session = Session(setups, detector, detector.device, report=report)
+    session = Session(setups, detector, device, report=report)
     if metrics is not None:
         metrics.collector.attach(session.status)
     window = None
@@ -377,6 +375,19 @@ def run_session(
         if metrics is not None:
             metrics.stop()
     return SessionOutcome(summary, tuple(cameras))
+
+
+def _detector(config: RunConfig, cameras: list[OpenCamera]) -> tuple[object, str]:
+    """The shared MTCNN and its device; none when every camera resumed with nothing left (a
+    finished extraction run again answers in a second, without loading TensorFlow)."""
+    if all(camera.nothing_left for camera in cameras):
+        return object(), "none"
+    from livefaces.detector import MTCNN
+    from livefaces.runtime.cores import share_detector_cores
+
+    share_detector_cores(len(cameras))
+    detector = MTCNN(device=config.device)
+    return detector, detector.device
 
 
 def _setup(
