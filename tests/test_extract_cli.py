@@ -236,3 +236,16 @@ def test_save_faces_must_be_a_folder(tmp_path: Path) -> None:
     assert messages(result.stderr.decode()) == [
         f"livefaces: error: {tmp_path / 'file'}: --save-faces must be a folder"
     ]
+
+
+def test_crop_options_from_the_command_line_and_the_config_file(tmp_path: Path) -> None:
+    from livefaces.options import parse_command_line
+
+    given = parse_command_line(["--save-faces", "out", "--margin", "25%", "--face-size", "160", "--align"])
+    assert (given.save_faces, given.margin, given.face_size, given.align) == ("out", "25%", 160, True)
+    assert (given.face_format, given.save_every) == ("jpg", None)
+    config = tmp_path / "run.toml"
+    config.write_text('save_faces = "faces"\nmargin = 20\nface_format = "png"\nsave_every = 0.5\n')
+    from_file = parse_command_line(["--config", str(config), "--source", "demo"])
+    assert from_file.save_faces == str(tmp_path / "faces")  # beside the config file
+    assert (from_file.margin, from_file.face_format, from_file.save_every) == ("20", "png", 0.5)
