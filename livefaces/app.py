@@ -129,7 +129,8 @@ def _open_camera(spec: CameraSpec, config: RunConfig, named: bool, service: bool
 
 def _resume(config: RunConfig, camera: str, source: Source) -> None:
     """A photo folder whose crops an earlier run saved: leave out the photos its index names."""
-    if not config.save_faces or source.info.kind != "images":
+    folder = source.info.path
+    if not config.save_faces or source.info.kind != "images" or folder is None or not folder.is_dir():
         return
     from livefaces.outputs.crops import INDEX_NAME, read_done
 
