@@ -1,18 +1,18 @@
 """Face extraction figures: photos per second on a folder of a few thousand photos, the same
 folder resumed with nothing left to do, and frames per second extracting faces from 720p videos.
 
-    python benchmarks/extract.py [--copies 100] [--peer-photos 54]
+    python benchmarks/extract.py [--copies 100] [--peer-photos 52]
 
-1. Photos: every image of ../shared/data/images (27), symlinked `--copies` times into a temporary
-   folder (100 copies: 2700 files in 100 sub-folders), through the app as a user runs it:
+1. Photos: every image of ../shared/data/images (26), symlinked `--copies` times into a temporary
+   folder (100 copies: 2600 files in 100 sub-folders), through the app as a user runs it:
    `python -m livefaces --source DIR --no-display --save-faces OUT`. Reported: photos per second
    over the whole process (TensorFlow's start included) and over the run itself (the log's
    `online` to `ended` stamps), faces saved.
 2. The same command again: every photo is in the index, nothing is left to do.
 3. The `mtcnn` package's `detect_faces` loop (imread, BGR to RGB, detect_faces with the paper's
-   settings) on the first `--peer-photos` files of the same folder (whole passes over the 27
-   distinct images), in its own process under /opt/peers/bin/python (or this interpreter when it
-   has `mtcnn`), and livefaces' own `detect_faces` loop on the same files.
+   settings) on the first `--peer-photos` files of the same folder (52: two passes over the 26
+   distinct images), in its own process under /opt/peers/bin/python (or this interpreter when
+   it has `mtcnn`), and livefaces' own `detect_faces` loop on the same files.
 4. Videos: each clip of ../shared/data/videos upscaled to 1280x720 (as benchmarks/tracking.py
    does) through `python -m livefaces --source CLIP --realtime --no-display --save-faces OUT
    --save-every 1`: frames per second of the run (`online` to `ended`) and crops saved. The
@@ -238,7 +238,7 @@ def _rate(count: float, seconds: float | None) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, default=100, help="copies of the shared photos (default 100)")
-    parser.add_argument("--peer-photos", type=int, default=54, help="files the detect_faces loops run on")
+    parser.add_argument("--peer-photos", type=int, default=52, help="files the detect_faces loops run on")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--files", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -247,7 +247,7 @@ def main() -> None:
         return
     if not (DATA / "images").is_dir():
         raise SystemExit(f"{DATA / 'images'} not found: these figures need the shared data")
-    console = Console()
+    console = Console(width=130)
     work = Path(tempfile.mkdtemp(prefix="livefaces-extract-"))
     try:
         photos(console, work, args.copies, args.peer_photos)
