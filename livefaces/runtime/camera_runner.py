@@ -3,7 +3,8 @@
 `CameraRunner` is plain computation owned by one thread (no locks, no threads, no I/O):
 
 - `plan(frame)` decides whether the detector has work for this frame: a full scan (the whole
-  cascade, to find new faces), a refinement (O-Net alone on the boxes the tracks predict), or
+  cascade, to find new faces), a coarse scan (the coarse pyramid levels, for new large faces, with
+  O-Net measuring the boxes the tracks predict), a refinement (O-Net alone on those boxes), or
   nothing. It returns a plain request for the shared detector service, or None.
 - `absorb(frame, reply)` folds the detector's answer back: into the tracker (tracking mode) or as
   the current detections (exact mode), and turns track births and ends into events.
@@ -11,8 +12,10 @@
   newest detections (exact), with the events raised since the last result.
 
 Modes. Tracking (`tracking=True`): full scans at the cadence `ScanScheduler` affords from the
-measured costs (and at once after a scene cut), refinements on the frames between. Exact: a full
-scan of every frame, or of every `detect_every`-th frame with the result reused in between.
+measured costs (and at once after a scene cut), and on the frames between either coarse scans
+(with `coarse_pixels`: a large face is found on the frame it enters, a small one at the next full
+scan) or refinements. Exact: a full scan of every frame, or of every `detect_every`-th frame
+with the result reused in between.
 
 The same runner serves the threaded runtime (through `DetectorService`), the synchronous
 `TrackingDetector` of the library, and later a Ray actor: one implementation of the policy.
@@ -20,6 +23,7 @@ The same runner serves the threaded runtime (through `DetectorService`), the syn
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +32,7 @@ import cv2
 import numpy as np
 
 from livefaces import boxes as bx
-from livefaces.cascade import Settings
+from livefaces.cascade import PNET_CELL, Settings
 from livefaces.detections import Detections
 from livefaces.events import Event, track_events
 from livefaces.frames import Frame, FrameResult
@@ -38,6 +42,7 @@ from livefaces.tracker import TrackedFaces, Tracker, TrackSnapshot
 
 CUT_THUMBNAIL = (32, 18)
 CUT_THRESHOLD = 25.0  # mean absolute grey-level change of the thumbnail that marks a scene cut
+COARSE_PIXELS = 288 * 162  # P-Net's first level in a full scan of a 480x270 frame (faces >= 20 px)
 
 
 class DetectorFailed(Exception):
@@ -62,6 +67,13 @@ class RunnerSettings:
     patches: refinements hand the detector 48x48 patches cut here instead of the whole frame
         (the detector needs `refine_patches`, as `livefaces.MTCNN` has): less to copy and one
         O-Net call for the patches of every camera, whatever their frame sizes.
+    coarse_pixels: tracking: frames between full scans get a coarse scan whose first pyramid
+        level has at most this many pixels, so its cost is bounded whatever the frame size: it
+        looks for faces of at least 12 * sqrt(frame pixels / coarse_pixels), 54 px on a 720p
+        frame, 20 px (all of them) on a 480x270 one. The tracks are measured in the same call.
+        None: refinements alone between full scans (new faces wait for the next full scan).
+        The detector needs `detect_batch(..., min_face_size=, known=)`, as `livefaces.MTCNN` has;
+        the app uses `COARSE_PIXELS`.
     """
 
     tracking: bool = False
@@ -73,8 +85,11 @@ class RunnerSettings:
     budget: float = 0.8
     cascade: Settings | None = None
     patches: bool = False
+    coarse_pixels: int | None = None
 
     def __post_init__(self) -> None:
+        if self.coarse_pixels is not None and self.coarse_pixels < PNET_CELL * PNET_CELL:
+            raise ValueError(f"coarse_pixels must be >= {PNET_CELL * PNET_CELL}, got {self.coarse_pixels}")
         if self.detect_every is not None and self.detect_every < 1:
             raise ValueError(f"detect_every must be >= 1, got {self.detect_every}")
         if self.detect_width is not None and self.detect_width < 48:
@@ -112,7 +127,7 @@ class CameraRunner:
         self.tracker = tracker if tracker is not None else Tracker()
         scheduler_settings = SchedulerSettings(adaptive=self.settings.adaptive, budget=self.settings.budget)
         self.scheduler = scheduler if scheduler is not None else ScanScheduler(fps, scheduler_settings)
-        self.full_scans = self.refinements = 0
+        self.full_scans = self.coarse_scans = self.refinements = 0
         self._wall_clock = wall_clock
         self._asked: dict[int, _Asked] = {}
         self._snapshot = TrackSnapshot.empty()
@@ -135,6 +150,9 @@ class CameraRunner:
         if cut or self.scheduler.wants_full_scan(frame.timestamp):
             return self._scan(frame)
         expected = self._snapshot.at(frame.timestamp).boxes
+        smallest = coarse_face_size(frame.image.shape, self.settings.coarse_pixels)
+        if smallest is not None:
+            return self._coarse_scan(frame, smallest, expected)
         if not len(expected):
             return None
         self._asked[frame.index] = _Asked("refine", (1.0, 1.0))
@@ -162,8 +180,9 @@ class CameraRunner:
         if asked.kind == "scan":
             self.full_scans += 1
             self.scheduler.scanned(frame.timestamp, cost, reply.wait_seconds)
-        else:
-            self.refinements += 1
+        else:  # a coarse scan stands in for a refinement: its cost is the cost between full scans
+            self.coarse_scans += asked.kind == "coarse"
+            self.refinements += asked.kind == "refine"
             self.scheduler.refined(cost, reply.wait_seconds)
         self._measured_index = frame.index
         if not self.settings.tracking:
@@ -201,12 +220,30 @@ class CameraRunner:
         self._asked[frame.index] = _Asked("scan", factors)
         return ScanRequest(self.camera, frame.index, small, self.settings.live, self.settings.cascade)
 
+    def _coarse_scan(self, frame: Frame, smallest: int, expected: np.ndarray) -> ScanRequest:
+        """The coarse levels of the pyramid on the whole frame, and the tracks' boxes measured."""
+        rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
+        self._asked[frame.index] = _Asked("coarse", (1.0, 1.0))
+        known = expected.astype(np.float64)
+        live, cascade = self.settings.live, self.settings.cascade
+        return ScanRequest(self.camera, frame.index, rgb, live, cascade, smallest, known)
+
     def _scene_cut(self, image: np.ndarray) -> bool:
         """Whether the picture changed wholesale since the last frame (a cut: old tracks are void)."""
         grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         small = cv2.resize(grey, CUT_THUMBNAIL, interpolation=cv2.INTER_AREA).astype(np.int16)
         previous, self._thumbnail = self._thumbnail, small
         return previous is not None and float(np.abs(small - previous).mean()) > CUT_THRESHOLD
+
+
+def coarse_face_size(shape: tuple[int, ...], pixels: int | None) -> int | None:
+    """The least face size a coarse scan of a frame of `shape` looks for, so that P-Net's first
+    level has at most `pixels` pixels; None without a budget or when not even one level fits."""
+    height, width = shape[:2]
+    if pixels is None:
+        return None
+    size = math.ceil(PNET_CELL * math.sqrt(height * width / pixels))
+    return size if size <= min(height, width) else None
 
 
 def shrink(rgb: np.ndarray, width: int | None) -> tuple[np.ndarray, tuple[float, float]]:
