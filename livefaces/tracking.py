@@ -45,7 +45,10 @@ class TrackingDetector:
         detect_width: int | None = None,
         min_confidence: float = 0.0,
         clock: Callable[[], float] = time.perf_counter,
+        coarse_pixels: int | None = COARSE_PIXELS,
     ) -> None:
+        """coarse_pixels: `RunnerSettings.coarse_pixels` (None: refinements alone between full
+        scans); ignored for a detector without `detect_batch`."""
         self.detector = detector
         self._clock = clock
         settings = RunnerSettings(
@@ -53,7 +56,7 @@ class TrackingDetector:
             detect_width=detect_width,
             min_confidence=min_confidence,
             patches=hasattr(detector, "refine_patches"),
-            coarse_pixels=COARSE_PIXELS if hasattr(detector, "detect_batch") else None,
+            coarse_pixels=coarse_pixels if hasattr(detector, "detect_batch") else None,
         )
         self.runner = CameraRunner("camera", scheduler.fps, settings, tracker, scheduler)
 

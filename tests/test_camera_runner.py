@@ -14,7 +14,13 @@ from livefaces.cascade import Settings
 from livefaces.detections import Detections
 from livefaces.events import FaceAppeared, FaceLeft
 from livefaces.frames import Frame
-from livefaces.runtime.camera_runner import CameraRunner, DetectorFailed, RunnerSettings
+from livefaces.runtime.camera_runner import (
+    COARSE_PIXELS,
+    CameraRunner,
+    DetectorFailed,
+    RunnerSettings,
+    coarse_face_size,
+)
 from livefaces.runtime.detector_service import DetectorReply, RefineRequest, ScanRequest
 
 FPS = 30.0
@@ -197,3 +203,61 @@ def test_refinements_can_carry_patches_instead_of_the_frame() -> None:
     assert request.patches is not None and request.patches.shape == (1, 48, 48, 3)
     x1, y1, x2, y2 = request.boxes[0]
     assert x2 - x1 == pytest.approx(y2 - y1)  # the squares the patches were cut from
+
+
+def test_frames_between_full_scans_get_coarse_scans_that_measure_the_tracks() -> None:
+    runner = tracking_runner(coarse_pixels=COARSE_PIXELS)
+    smallest = coarse_face_size((SIZE[1], SIZE[0]), COARSE_PIXELS)
+    kinds = []
+    for index in range(13):
+        request = runner.plan(frame(index))
+        assert isinstance(request, ScanRequest)
+        coarse = request.min_face_size is not None
+        kinds.append("coarse" if coarse else "full")
+        if coarse:
+            assert request.min_face_size == smallest
+            assert request.known is not None
+            assert np.allclose(request.known, runner.result(frame(index)).detections.boxes, atol=1e-3)
+        else:
+            assert request.known is None and request.coarse == {}
+        runner.absorb(frame(index), answer(request, faces((100, 80, 160, 150))))
+    assert [i for i, kind in enumerate(kinds) if kind == "full"] == [0, 6, 12]
+    assert runner.full_scans == 3 and runner.coarse_scans == 10 and runner.refinements == 0
+
+
+def test_a_new_face_found_by_a_coarse_scan_is_shown_on_that_frame() -> None:
+    runner = tracking_runner(coarse_pixels=COARSE_PIXELS)
+    first = runner.plan(frame(0))
+    assert first is not None
+    runner.absorb(frame(0), answer(first, Detections.empty()))
+    empty = runner.plan(frame(1))  # no track yet: still looked at, for new faces
+    assert isinstance(empty, ScanRequest) and empty.known is not None and empty.known.shape == (0, 4)
+    runner.absorb(frame(1), answer(empty, Detections.empty()))
+    entering = runner.plan(frame(2))
+    assert isinstance(entering, ScanRequest) and entering.min_face_size is not None
+    runner.absorb(frame(2), answer(entering, faces((0, 80, 50, 150))))
+    shown = runner.result(frame(2)).detections
+    assert shown.boxes.tolist() == [[0, 80, 50, 150]]
+
+
+@pytest.mark.parametrize(
+    ("shape", "pixels", "size"),
+    [
+        ((270, 480), COARSE_PIXELS, 20),
+        ((360, 640), COARSE_PIXELS, 27),
+        ((720, 1280), COARSE_PIXELS, 54),
+        ((1080, 1920), COARSE_PIXELS, 80),
+        ((720, 1280), 4 * COARSE_PIXELS, 27),
+        ((720, 1280), 144, None),  # not even one pyramid level fits: no coarse scan
+        ((720, 1280), None, None),
+    ],
+)
+def test_coarse_scans_look_for_the_faces_a_fixed_pixel_budget_allows(
+    shape: tuple[int, int], pixels: int | None, size: int | None
+) -> None:
+    assert coarse_face_size(shape, pixels) == size
+
+
+def test_a_tiny_coarse_budget_is_refused() -> None:
+    with pytest.raises(ValueError, match="coarse_pixels must be >= 144"):
+        RunnerSettings(tracking=True, coarse_pixels=100)
