@@ -189,16 +189,16 @@ def entering_clip(astronaut: np.ndarray, frames: int = 34) -> list[np.ndarray]:
 
 def frames_missed(
     detector: MTCNN, clip: list[np.ndarray], coarse_pixels: int | None
-) -> tuple[int, list[int]]:
-    """Faces exact mode finds with confidence >= 0.95, and the frames where tracking does not show
-    them (IoU < 0.5)."""
+) -> tuple[list[int], list[int]]:
+    """The frames where exact mode finds a face with confidence >= 0.95, and those where tracking
+    does not show it (IoU < 0.5)."""
     tracking = TrackingDetector(detector, FiveScansASecond(30.0), coarse_pixels=coarse_pixels)
-    confident, missed = 0, []
+    confident, missed = [], []
     for index, image in enumerate(clip):
         exact = detector.detect(image[:, :, ::-1])
         tracks, _ = tracking.process(Frame(index, index / 30, 0.0, image))
         for box in exact.boxes[exact.scores >= 0.95]:
-            confident += 1
+            confident.append(index)
             if not len(tracks) or iou(box[None], tracks.boxes).max() < 0.5:
                 missed.append(index)
     return confident, missed
