@@ -46,7 +46,7 @@ from livefaces.demo import DemoScene
 from livefaces.detections import Detections
 from livefaces.frames import Frame, FrameResult
 from livefaces.recorder import VideoRecorder
-from livefaces.runtime.camera_runner import COARSE_PIXELS, CameraRunner, RunnerSettings
+from livefaces.runtime.camera_runner import COARSE_PIXELS_PER_SECOND, CameraRunner, RunnerSettings
 from livefaces.runtime.threaded import CameraSetup, CameraSummary, Session, Sink
 from livefaces.scheduler import ScanScheduler, SchedulerSettings
 from livefaces.tracker import greedy_match
@@ -178,7 +178,11 @@ def record_with_tracking(
         rate = float(container.streams.video[0].average_rate or 30)
     recorder = VideoRecorder(output, rate)
     settings = RunnerSettings(
-        tracking=True, live=False, adaptive=False, patches=True, coarse_pixels=COARSE_PIXELS
+        tracking=True,
+        live=False,
+        adaptive=False,
+        patches=True,
+        coarse_pixels_per_second=COARSE_PIXELS_PER_SECOND,
     )  # as the app
     run = run_source(clip, CaptureSettings(), detector, [recorder, collector], settings)
     video_seconds = run.summary.frames / run.fps
@@ -188,7 +192,11 @@ def record_with_tracking(
 def live_display_rate(clip: Path, detector: MTCNN) -> tuple[float, float, int]:
     """Display fps and source fps when the clip is paced like a camera, and frames dropped."""
     settings = RunnerSettings(
-        tracking=True, live=True, adaptive=True, patches=True, coarse_pixels=COARSE_PIXELS
+        tracking=True,
+        live=True,
+        adaptive=True,
+        patches=True,
+        coarse_pixels_per_second=COARSE_PIXELS_PER_SECOND,
     )
     run = run_source(clip, CaptureSettings(live=True), detector, [Collector()], settings)
     return run.summary.frames / run.seconds, run.fps, run.summary.dropped

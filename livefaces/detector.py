@@ -32,6 +32,7 @@ __all__ = ["DEVICES", "MTCNN", "STAGES", "Settings", "as_rgb", "pyramid_scales",
 
 PNET_STRIDE = 2
 KNOWN_OVERLAP = 0.5  # a candidate overlapping a known face this much is that face
+NEW_CANDIDATES = 16  # with known faces: P-Net's best new candidates per image that R-Net sees
 DEVICES = ("auto", "cpu", "gpu")
 STAGES = ("face_and_landmarks_detection", "face_detection_only")
 _TF_DEVICE = re.compile(r"/?(?:device:)?(cpu|gpu):(\d+)", re.IGNORECASE)
@@ -168,8 +169,9 @@ class MTCNN:
         known: per image, boxes (N, 4) where faces are expected (a tracker's predictions) that
             O-Net measures along with the new candidates, as `refine` would. Candidates that
             overlap a known box (IoU >= 0.5) are dropped before R-Net and O-Net: that face is
-            measured from its known box, so a scan of a scene whose faces are all tracked costs
-            little more than P-Net. The O-Net stage then runs even without landmarks.
+            measured from its known box. Of the others, R-Net sees P-Net's best 16 per image. So
+            a scan between a tracker's full scans costs little more than P-Net, however busy
+            the scene. The O-Net stage then runs even without landmarks.
         """
         settings = settings or self.settings
         if min_face_size is not None and min_face_size > settings.min_face_size:
@@ -332,7 +334,7 @@ class MTCNN:
             tensor = tf.constant(images)
             candidates, owners = self._propose(tensor, scales, settings) if scales else _no_boxes()
             if expected is not None:
-                candidates, owners = _away_from(candidates, owners, *expected)
+                candidates, owners = _best_new(*_away_from(candidates, owners, *expected))
             if len(candidates):
                 candidates, scores, owners = self._refine(tensor, candidates, owners, settings)
             if expected is not None:
@@ -481,6 +483,19 @@ def _boxes(boxes: np.ndarray | None) -> np.ndarray:
 
 def _no_boxes() -> tuple[np.ndarray, np.ndarray]:
     return np.zeros((0, 4)), np.zeros(0, np.int64)
+
+
+def _best_new(candidates: np.ndarray, owners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """At most NEW_CANDIDATES per image, the best by P-Net's score (candidates come best first):
+    a busy scene cannot make a scan between full scans cost like a full one."""
+    if not len(owners):
+        return candidates, owners
+    rank = np.zeros(len(owners), np.int64)
+    for owner in np.unique(owners):
+        members = np.flatnonzero(owners == owner)
+        rank[members] = np.arange(len(members))
+    keep = rank < NEW_CANDIDATES
+    return candidates[keep], owners[keep]
 
 
 def _known_squares(known: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,7 @@ import numpy as np
 
 from livefaces.detections import Detections
 from livefaces.frames import Frame
-from livefaces.runtime.camera_runner import COARSE_PIXELS, CameraRunner, RunnerSettings, shrink
+from livefaces.runtime.camera_runner import COARSE_PIXELS_PER_SECOND, CameraRunner, RunnerSettings, shrink
 from livefaces.runtime.detector_service import answer_now
 from livefaces.scheduler import ScanScheduler
 from livefaces.tracker import Tracker
@@ -45,18 +45,19 @@ class TrackingDetector:
         detect_width: int | None = None,
         min_confidence: float = 0.0,
         clock: Callable[[], float] = time.perf_counter,
-        coarse_pixels: int | None = COARSE_PIXELS,
+        coarse_pixels_per_second: float | None = COARSE_PIXELS_PER_SECOND,
     ) -> None:
-        """coarse_pixels: `RunnerSettings.coarse_pixels` (None: refinements alone between full
-        scans); ignored for a detector without `detect_batch`."""
+        """coarse_pixels_per_second: as `RunnerSettings` has it (None: refinements alone between
+        full scans); ignored for a detector without `detect_batch`."""
         self.detector = detector
         self._clock = clock
+        coarse = coarse_pixels_per_second
         settings = RunnerSettings(
             tracking=True,
             detect_width=detect_width,
             min_confidence=min_confidence,
             patches=hasattr(detector, "refine_patches"),
-            coarse_pixels=coarse_pixels if hasattr(detector, "detect_batch") else None,
+            coarse_pixels_per_second=coarse if hasattr(detector, "detect_batch") else None,
         )
         self.runner = CameraRunner("camera", scheduler.fps, settings, tracker, scheduler)
 

@@ -15,7 +15,7 @@ from livefaces.detections import Detections
 from livefaces.events import FaceAppeared, FaceLeft
 from livefaces.frames import Frame
 from livefaces.runtime.camera_runner import (
-    COARSE_PIXELS,
+    COARSE_PIXELS_PER_SECOND,
     CameraRunner,
     DetectorFailed,
     RunnerSettings,
@@ -206,8 +206,9 @@ def test_refinements_can_carry_patches_instead_of_the_frame() -> None:
 
 
 def test_frames_between_full_scans_get_coarse_scans_that_measure_the_tracks() -> None:
-    runner = tracking_runner(coarse_pixels=COARSE_PIXELS)
-    smallest = coarse_face_size((SIZE[1], SIZE[0]), COARSE_PIXELS)
+    runner = tracking_runner(coarse_pixels_per_second=COARSE_PIXELS_PER_SECOND)
+    smallest = coarse_face_size((SIZE[1], SIZE[0]), COARSE_PIXELS_PER_SECOND / FPS)
+    assert smallest == 24  # 144x144 px for P-Net's first level on a 320x240 frame
     kinds = []
     for index in range(13):
         request = runner.plan(frame(index))
@@ -226,7 +227,7 @@ def test_frames_between_full_scans_get_coarse_scans_that_measure_the_tracks() ->
 
 
 def test_a_new_face_found_by_a_coarse_scan_is_shown_on_that_frame() -> None:
-    runner = tracking_runner(coarse_pixels=COARSE_PIXELS)
+    runner = tracking_runner(coarse_pixels_per_second=COARSE_PIXELS_PER_SECOND)
     first = runner.plan(frame(0))
     assert first is not None
     runner.absorb(frame(0), answer(first, Detections.empty()))
@@ -241,23 +242,36 @@ def test_a_new_face_found_by_a_coarse_scan_is_shown_on_that_frame() -> None:
 
 
 @pytest.mark.parametrize(
-    ("shape", "pixels", "size"),
+    ("shape", "fps", "size"),
     [
-        ((270, 480), COARSE_PIXELS, 20),
-        ((360, 640), COARSE_PIXELS, 27),
-        ((720, 1280), COARSE_PIXELS, 54),
-        ((1080, 1920), COARSE_PIXELS, 80),
-        ((720, 1280), 4 * COARSE_PIXELS, 27),
-        ((720, 1280), 144, None),  # not even one pyramid level fits: no coarse scan
-        ((720, 1280), None, None),
+        ((270, 480), 12.0, 19),  # below the cascade's 20 px: the whole pyramid, every face
+        ((360, 640), 30.0, 40),
+        ((720, 1280), 30.0, 80),
+        ((720, 1280), 15.0, 57),
+        ((1080, 1920), 30.0, 120),
+        ((14, 4000), 30.0, None),  # not even one pyramid level fits: refinements instead
     ],
 )
-def test_coarse_scans_look_for_the_faces_a_fixed_pixel_budget_allows(
-    shape: tuple[int, int], pixels: int | None, size: int | None
+def test_coarse_scans_look_for_the_faces_a_pixel_budget_per_second_allows(
+    shape: tuple[int, int], fps: float, size: int | None
 ) -> None:
-    assert coarse_face_size(shape, pixels) == size
+    assert coarse_face_size(shape, COARSE_PIXELS_PER_SECOND / fps) == size
+    runner = CameraRunner(
+        "door",
+        fps,
+        RunnerSettings(tracking=True, adaptive=False, coarse_pixels_per_second=COARSE_PIXELS_PER_SECOND),
+    )
+    image = np.full((*shape, 3), 90, np.uint8)
+    first = runner.plan(Frame(0, 0.0, 0.0, image))
+    assert first is not None
+    runner.absorb(Frame(0, 0.0, 0.0, image), answer(first, faces((10, 10, 40, 40))))
+    second = runner.plan(Frame(1, 1 / fps, 0.0, image))
+    if size is None:
+        assert isinstance(second, RefineRequest)
+    else:
+        assert isinstance(second, ScanRequest) and second.min_face_size == size
 
 
-def test_a_tiny_coarse_budget_is_refused() -> None:
-    with pytest.raises(ValueError, match="coarse_pixels must be >= 144"):
-        RunnerSettings(tracking=True, coarse_pixels=100)
+def test_a_bad_coarse_budget_is_refused() -> None:
+    with pytest.raises(ValueError, match="coarse_pixels_per_second must be > 0"):
+        RunnerSettings(tracking=True, coarse_pixels_per_second=0)

@@ -275,3 +275,13 @@ def test_known_faces_are_measured_once_along_with_new_ones(detector: MTCNN, astr
     np.testing.assert_allclose(only_known.boxes, refined.boxes, atol=1e-3)
     with pytest.raises(ValueError, match="one known array per image"):
         detector.detect_batch([astronaut, astronaut], known=[known])
+
+
+def test_scans_with_known_faces_send_r_net_the_best_new_candidates_of_each_image() -> None:
+    from livefaces.detector import NEW_CANDIDATES, _best_new
+
+    owners = np.array([0] * 20 + [1] * 3 + [0] * 2)  # best first within each image
+    candidates = np.arange(len(owners), dtype=np.float64)[:, None].repeat(4, axis=1)
+    kept, kept_owners = _best_new(candidates, owners)
+    assert kept[:, 0].tolist() == [*range(NEW_CANDIDATES), 20, 21, 22]
+    assert kept_owners.tolist() == [0] * NEW_CANDIDATES + [1] * 3

@@ -10,7 +10,7 @@ from livefaces.boxes import iou
 from livefaces.demo import DemoScene
 from livefaces.detections import Detections
 from livefaces.frames import Frame
-from livefaces.runtime.camera_runner import COARSE_PIXELS
+from livefaces.runtime.camera_runner import COARSE_PIXELS_PER_SECOND
 from livefaces.scheduler import ScanScheduler, SchedulerSettings
 from livefaces.tracking import TrackingDetector
 
@@ -188,11 +188,13 @@ def entering_clip(astronaut: np.ndarray, frames: int = 34) -> list[np.ndarray]:
 
 
 def frames_missed(
-    detector: MTCNN, clip: list[np.ndarray], coarse_pixels: int | None
+    detector: MTCNN, clip: list[np.ndarray], coarse_pixels_per_second: int | None
 ) -> tuple[list[int], list[int]]:
     """The frames where exact mode finds a face with confidence >= 0.95, and those where tracking
     does not show it (IoU < 0.5)."""
-    tracking = TrackingDetector(detector, FiveScansASecond(30.0), coarse_pixels=coarse_pixels)
+    tracking = TrackingDetector(
+        detector, FiveScansASecond(30.0), coarse_pixels_per_second=coarse_pixels_per_second
+    )
     confident, missed = [], []
     for index, image in enumerate(clip):
         exact = detector.detect(image[:, :, ::-1])
@@ -208,7 +210,7 @@ def test_a_face_entering_from_the_edge_is_shown_from_its_first_frame(
     detector: MTCNN, astronaut: np.ndarray
 ) -> None:
     clip = entering_clip(astronaut)
-    confident, missed = frames_missed(detector, clip, COARSE_PIXELS)
+    confident, missed = frames_missed(detector, clip, COARSE_PIXELS_PER_SECOND)
     assert len(confident) >= 15 and missed == []
     # Refinements alone between full scans leave it unseen until the next full scan.
     _, late = frames_missed(detector, clip, None)

@@ -13,7 +13,7 @@
 
 Modes. Tracking (`tracking=True`): full scans at the cadence `ScanScheduler` affords from the
 measured costs (and at once after a scene cut), and on the frames between either coarse scans
-(with `coarse_pixels`: a large face is found on the frame it enters, a small one at the next full
+(with `coarse_pixels_per_second`: a large face is found on the frame it enters, a small one at the next full
 scan) or refinements. Exact: a full scan of every frame, or of every `detect_every`-th frame
 with the result reused in between.
 
@@ -42,7 +42,8 @@ from livefaces.tracker import TrackedFaces, Tracker, TrackSnapshot
 
 CUT_THUMBNAIL = (32, 18)
 CUT_THRESHOLD = 25.0  # mean absolute grey-level change of the thumbnail that marks a scene cut
-COARSE_PIXELS = 288 * 162  # P-Net's first level in a full scan of a 480x270 frame (faces >= 20 px)
+# A coarse scan's P-Net first level per second of video: 144x144 px per frame at 30 fps.
+COARSE_PIXELS_PER_SECOND = 30 * 144 * 144
 
 
 class DetectorFailed(Exception):
@@ -67,13 +68,15 @@ class RunnerSettings:
     patches: refinements hand the detector 48x48 patches cut here instead of the whole frame
         (the detector needs `refine_patches`, as `livefaces.MTCNN` has): less to copy and one
         O-Net call for the patches of every camera, whatever their frame sizes.
-    coarse_pixels: tracking: frames between full scans get a coarse scan whose first pyramid
-        level has at most this many pixels, so its cost is bounded whatever the frame size: it
-        looks for faces of at least 12 * sqrt(frame pixels / coarse_pixels), 54 px on a 720p
-        frame, 20 px (all of them) on a 480x270 one. The tracks are measured in the same call.
-        None: refinements alone between full scans (new faces wait for the next full scan).
-        The detector needs `detect_batch(..., min_face_size=, known=)`, as `livefaces.MTCNN` has;
-        the app uses `COARSE_PIXELS`.
+    coarse_pixels_per_second: tracking: frames between full scans get a coarse scan (the tracks
+        are measured in the same call) whose pyramid is cut where P-Net's first level would
+        exceed this budget divided by the frame rate, so its cost per second of video is bounded
+        whatever the size and rate: it looks for faces of at least
+        12 * sqrt(frame pixels * fps / coarse_pixels_per_second). With `COARSE_PIXELS_PER_SECOND`
+        (the app's) that is 80 px at 1280x720 30 fps, 40 px at 640x360 30 fps, and every face
+        (the whole pyramid) at 480x270 12 fps. None: refinements alone between full scans (new faces wait
+        for the next full scan). The detector needs `detect_batch(..., min_face_size=, known=)`,
+        as `livefaces.MTCNN` has.
     """
 
     tracking: bool = False
@@ -85,11 +88,12 @@ class RunnerSettings:
     budget: float = 0.8
     cascade: Settings | None = None
     patches: bool = False
-    coarse_pixels: int | None = None
+    coarse_pixels_per_second: float | None = None
 
     def __post_init__(self) -> None:
-        if self.coarse_pixels is not None and self.coarse_pixels < PNET_CELL * PNET_CELL:
-            raise ValueError(f"coarse_pixels must be >= {PNET_CELL * PNET_CELL}, got {self.coarse_pixels}")
+        budget = self.coarse_pixels_per_second
+        if budget is not None and not budget > 0:
+            raise ValueError(f"coarse_pixels_per_second must be > 0, got {budget}")
         if self.detect_every is not None and self.detect_every < 1:
             raise ValueError(f"detect_every must be >= 1, got {self.detect_every}")
         if self.detect_width is not None and self.detect_width < 48:
@@ -150,7 +154,7 @@ class CameraRunner:
         if cut or self.scheduler.wants_full_scan(frame.timestamp):
             return self._scan(frame)
         expected = self._snapshot.at(frame.timestamp).boxes
-        smallest = coarse_face_size(frame.image.shape, self.settings.coarse_pixels)
+        smallest = self._coarse_face_size(frame.image.shape)
         if smallest is not None:
             return self._coarse_scan(frame, smallest, expected)
         if not len(expected):
@@ -220,6 +224,10 @@ class CameraRunner:
         self._asked[frame.index] = _Asked("scan", factors)
         return ScanRequest(self.camera, frame.index, small, self.settings.live, self.settings.cascade)
 
+    def _coarse_face_size(self, shape: tuple[int, ...]) -> int | None:
+        budget = self.settings.coarse_pixels_per_second
+        return None if budget is None else coarse_face_size(shape, budget / self.scheduler.fps)
+
     def _coarse_scan(self, frame: Frame, smallest: int, expected: np.ndarray) -> ScanRequest:
         """The coarse levels of the pyramid on the whole frame, and the tracks' boxes measured."""
         rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
@@ -236,12 +244,10 @@ class CameraRunner:
         return previous is not None and float(np.abs(small - previous).mean()) > CUT_THRESHOLD
 
 
-def coarse_face_size(shape: tuple[int, ...], pixels: int | None) -> int | None:
+def coarse_face_size(shape: tuple[int, ...], pixels: float) -> int | None:
     """The least face size a coarse scan of a frame of `shape` looks for, so that P-Net's first
-    level has at most `pixels` pixels; None without a budget or when not even one level fits."""
+    level has at most `pixels` pixels; None when not even one pyramid level fits."""
     height, width = shape[:2]
-    if pixels is None:
-        return None
     size = math.ceil(PNET_CELL * math.sqrt(height * width / pixels))
     return size if size <= min(height, width) else None
 
