@@ -161,7 +161,7 @@ def test_track_ids_are_stable_on_the_demo_clip(detector: MTCNN) -> None:
                 ids_of_face.setdefault(face, set()).add(int(tracks.track_ids[best]))
     assert set(ids_of_face) == {0, 1, 2}, ids_of_face
     assert all(len(ids) == 1 for ids in ids_of_face.values()), ids_of_face
-    assert tracking.full_scans == 25 and tracking.coarse_scans == 125
+    assert tracking.full_scans == 25 and tracking.coarse_scans + tracking.refinements == 125
 
 
 def test_a_scene_cut_gets_a_full_scan_at_once() -> None:

@@ -13,9 +13,10 @@
 
 Modes. Tracking (`tracking=True`): full scans at the cadence `ScanScheduler` affords from the
 measured costs (and at once after a scene cut), and on the frames between either coarse scans
-(with `coarse_pixels_per_second`: a large face is found on the frame it enters, a small one at the next full
-scan) or refinements. Exact: a full scan of every frame, or of every `detect_every`-th frame
-with the result reused in between.
+(with `coarse_pixels_per_second`, when the picture moved away from the tracked faces: a large
+face is found on the frame it enters, a small one at the next full scan) or refinements.
+Exact: a full scan of every frame, or of every `detect_every`-th frame with the result reused
+in between.
 
 The same runner serves the threaded runtime (through `DetectorService`), the synchronous
 `TrackingDetector` of the library, and later a Ray actor: one implementation of the policy.
@@ -42,6 +43,7 @@ from livefaces.tracker import TrackedFaces, Tracker, TrackSnapshot
 
 CUT_THUMBNAIL = (32, 18)
 CUT_THRESHOLD = 25.0  # mean absolute grey-level change of the thumbnail that marks a scene cut
+MOTION_THRESHOLD = 4  # grey-level change of a thumbnail cell that counts as motion there
 # A coarse scan's P-Net first level per second of video: 144x144 px per frame at 30 fps.
 COARSE_PIXELS_PER_SECOND = 30 * 144 * 144
 
@@ -139,6 +141,7 @@ class CameraRunner:
         self._measured_index = -1
         self._events: list[Event] = []
         self._thumbnail: np.ndarray | None = None
+        self._change: np.ndarray | None = None  # per thumbnail cell, grey-level change since the last frame
 
     @property
     def cadence(self) -> str:
@@ -155,7 +158,7 @@ class CameraRunner:
             return self._scan(frame)
         expected = self._snapshot.at(frame.timestamp).boxes
         smallest = self._coarse_face_size(frame.image.shape)
-        if smallest is not None:
+        if smallest is not None and self._moved_elsewhere(frame.image.shape, expected):
             return self._coarse_scan(frame, smallest, expected)
         if not len(expected):
             return None
@@ -241,7 +244,26 @@ class CameraRunner:
         grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         small = cv2.resize(grey, CUT_THUMBNAIL, interpolation=cv2.INTER_AREA).astype(np.int16)
         previous, self._thumbnail = self._thumbnail, small
-        return previous is not None and float(np.abs(small - previous).mean()) > CUT_THRESHOLD
+        self._change = None if previous is None else np.abs(small - previous)
+        return self._change is not None and float(self._change.mean()) > CUT_THRESHOLD
+
+    def _moved_elsewhere(self, shape: tuple[int, ...], tracked: np.ndarray) -> bool:
+        """Whether the picture changed since the last frame anywhere but around the tracked faces:
+        where nothing moved, no face can have entered (a face turning towards the camera in place
+        waits for the next full scan)."""
+        if self._change is None:
+            return True
+        height, width = shape[:2]
+        columns, rows = CUT_THUMBNAIL
+        moving = self._change > MOTION_THRESHOLD
+        for x1, y1, x2, y2 in tracked:
+            grow_x, grow_y = (x2 - x1) / 2, (y2 - y1) / 2  # the face's own motion blurs around it
+            left = max(int((x1 - grow_x) * columns / width), 0)
+            top = max(int((y1 - grow_y) * rows / height), 0)
+            right = int(np.ceil((x2 + grow_x) * columns / width))
+            bottom = int(np.ceil((y2 + grow_y) * rows / height))
+            moving[top:bottom, left:right] = False
+        return bool(moving.any())
 
 
 def coarse_face_size(shape: tuple[int, ...], pixels: float) -> int | None:
