@@ -9,7 +9,8 @@ facenet-pytorch "fast MTCNN" recipe on the same frames.
 Clips: every video of ../shared/data/videos (found in the folder; none there, none run) at its own
 size and upscaled to 720 lines, pillarboxed to 1280x720 (H.264 at the source rate, made in a
 temporary folder), a still face (the bundled photo, 90 frames, 1280x720), and the `demo` source
-rendered at 1280x720. `--clips` keeps the clips whose name contains one of the given words.
+rendered at 1280x720. `--clips` keeps the clips whose name ("asl_again native", "demo 720p")
+contains one of the given words: `--clips 720p` runs the upscales alone.
 
 1. Recording: each clip through the app's threaded runtime with tracking (`--realtime`), annotated and
    encoded to mp4: end-to-end frames per second and full scans per second of video.
@@ -102,7 +103,7 @@ def make_clips(folder: Path, wanted: list[str] | None) -> dict[str, Path]:
         print(f"no videos in {VIDEOS}: skipping the shared clips", file=sys.stderr)
     for path in videos:
         name = clip_name(path)
-        if not keep(name):
+        if not keep(f"{name} 720p") and not keep(f"{name} native"):
             continue
         try:
             with av.open(str(path)) as container:
@@ -112,12 +113,14 @@ def make_clips(folder: Path, wanted: list[str] | None) -> dict[str, Path]:
         except (av.error.FFmpegError, IndexError) as exc:
             print(f"{path}: cannot be read ({exc}): skipping that clip", file=sys.stderr)
             continue
-        clips[f"{name} {width}x{height}"] = path
-        clips[f"{name} 720p"] = encode(frames, rate, folder / f"{name}_1280x720.mp4")
-    if keep("still face"):
+        if keep(f"{name} native"):
+            clips[f"{name} {width}x{height}"] = path
+        if keep(f"{name} 720p"):
+            clips[f"{name} 720p"] = encode(frames, rate, folder / f"{name}_1280x720.mp4")
+    if keep("still face 720p"):
         still = fit_1280x720(cv2.cvtColor(cv2.imread(str(BUNDLED)), cv2.COLOR_BGR2RGB))
         clips["still face 720p"] = encode([still] * 90, 30, folder / "still_1280x720.mp4")
-    if keep("demo"):
+    if keep("demo 720p"):
         demo = DemoScene(*SIZE)
         rendered = [cv2.cvtColor(demo.render(i), cv2.COLOR_BGR2RGB) for i in range(300)]
         clips["demo 720p"] = encode(rendered, 30, folder / "demo_1280x720.mp4")
