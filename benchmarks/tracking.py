@@ -47,7 +47,12 @@ from livefaces.demo import DemoScene
 from livefaces.detections import Detections
 from livefaces.frames import Frame, FrameResult
 from livefaces.recorder import VideoRecorder
-from livefaces.runtime.camera_runner import COARSE_PIXELS_PER_SECOND, CameraRunner, RunnerSettings
+from livefaces.runtime.camera_runner import (
+    COARSE_PIXELS_PER_SECOND,
+    CameraRunner,
+    RunnerSettings,
+    coarse_face_size,
+)
 from livefaces.runtime.threaded import CameraSetup, CameraSummary, Session, Sink
 from livefaces.scheduler import ScanScheduler, SchedulerSettings
 from livefaces.tracker import greedy_match
@@ -171,6 +176,15 @@ def run_source(
     return Run(summary, runner, elapsed, fps)
 
 
+def warm_up(detector: MTCNN, rgb: np.ndarray, rate: float) -> None:
+    """Trace the graphs a clip of this size needs (one per pyramid depth) before it is timed:
+    otherwise tracing, a second or so, dominates the fps of the short clips."""
+    detector.detect(rgb)
+    smallest = coarse_face_size(rgb.shape, COARSE_PIXELS_PER_SECOND / rate)
+    if smallest is not None:
+        detector.detect_batch([rgb], min_face_size=smallest, known=[np.zeros((0, 4))])
+
+
 def record_with_tracking(
     clip: Path, detector: MTCNN, output: Path
 ) -> tuple[float, float, dict[int, Detections]]:
@@ -179,6 +193,8 @@ def record_with_tracking(
     collector = Collector()
     with av.open(str(clip)) as container:
         rate = float(container.streams.video[0].average_rate or 30)
+        first = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    warm_up(detector, first, rate)
     recorder = VideoRecorder(output, rate)
     settings = RunnerSettings(
         tracking=True,
