@@ -186,7 +186,7 @@ def warm_up(detector: MTCNN, rgb: np.ndarray, rate: float) -> None:
 
 
 def record_with_tracking(
-    clip: Path, detector: MTCNN, output: Path
+    clip: Path, detector: MTCNN, output: Path, coarse: float | None = COARSE_PIXELS_PER_SECOND
 ) -> tuple[float, float, dict[int, Detections]]:
     """End-to-end fps, full scans per second of video, and the faces of every frame
     (`--realtime`: tracking on a file, nothing dropped, full scans at the scheduler's floor)."""
@@ -201,21 +201,23 @@ def record_with_tracking(
         live=False,
         adaptive=False,
         patches=True,
-        coarse_pixels_per_second=COARSE_PIXELS_PER_SECOND,
+        coarse_pixels_per_second=coarse,
     )  # as the app
     run = run_source(clip, CaptureSettings(), detector, [recorder, collector], settings)
     video_seconds = run.summary.frames / run.fps
     return run.summary.frames / run.seconds, run.runner.full_scans / video_seconds, collector.faces
 
 
-def live_display_rate(clip: Path, detector: MTCNN) -> tuple[float, float, int]:
+def live_display_rate(
+    clip: Path, detector: MTCNN, coarse: float | None = COARSE_PIXELS_PER_SECOND
+) -> tuple[float, float, int]:
     """Display fps and source fps when the clip is paced like a camera, and frames dropped."""
     settings = RunnerSettings(
         tracking=True,
         live=True,
         adaptive=True,
         patches=True,
-        coarse_pixels_per_second=COARSE_PIXELS_PER_SECOND,
+        coarse_pixels_per_second=coarse,
     )
     run = run_source(clip, CaptureSettings(live=True), detector, [Collector()], settings)
     return run.summary.frames / run.seconds, run.fps, run.summary.dropped
@@ -317,6 +319,9 @@ def main() -> None:
     parser.add_argument("--no-live", action="store_true", help="skip the paced live runs")
     parser.add_argument("--no-compare", action="store_true", help="skip the pre-decoded comparison")
     parser.add_argument("--misses", action="store_true", help="list the missed exact faces per clip")
+    parser.add_argument(
+        "--no-coarse", action="store_true", help="refinements alone between full scans (the old policy)"
+    )
     args = parser.parse_args()
     if args.worker:
         fast_recipe_worker(args.clip)
@@ -343,8 +348,10 @@ def main() -> None:
         for column in columns:
             runs.add_column(column, justify="right")
         for name, clip in clips.items():
-            fps, scans, tracked = record_with_tracking(clip, detector, Path(scratch) / f"{name}.out.mp4")
-            live = () if args.no_live else live_display_rate(clip, detector)
+            coarse = None if args.no_coarse else COARSE_PIXELS_PER_SECOND
+            output = Path(scratch) / f"{name}.out.mp4"
+            fps, scans, tracked = record_with_tracking(clip, detector, output, coarse)
+            live = () if args.no_live else live_display_rate(clip, detector, coarse)
             _, exact = exact_mode(decoded(clip), detector)
             mean_iou, recall, misses = quality(tracked, exact)
             single = name.rsplit(" ", 1)[0] in SINGLE_FACE
