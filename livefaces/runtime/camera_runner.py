@@ -43,7 +43,7 @@ from livefaces.tracker import TrackedFaces, Tracker, TrackSnapshot
 
 CUT_THUMBNAIL = (32, 18)
 CUT_THRESHOLD = 25.0  # mean absolute grey-level change of the thumbnail that marks a scene cut
-MOTION_THRESHOLD = 4  # grey-level change of a thumbnail cell that counts as motion there
+MOTION_THRESHOLD = 8  # grey-level change of a thumbnail cell that counts as motion there
 # A coarse scan's P-Net first level per second of video: 144x144 px per frame at 30 fps.
 COARSE_PIXELS_PER_SECOND = 30 * 144 * 144
 
