@@ -70,15 +70,15 @@ class RunnerSettings:
     patches: refinements hand the detector 48x48 patches cut here instead of the whole frame
         (the detector needs `refine_patches`, as `livefaces.MTCNN` has): less to copy and one
         O-Net call for the patches of every camera, whatever their frame sizes.
-    coarse_pixels_per_second: tracking: frames between full scans get a coarse scan (the tracks
-        are measured in the same call) whose pyramid is cut where P-Net's first level would
-        exceed this budget divided by the frame rate, so its cost per second of video is bounded
-        whatever the size and rate: it looks for faces of at least
-        12 * sqrt(frame pixels * fps / coarse_pixels_per_second). With `COARSE_PIXELS_PER_SECOND`
-        (the app's) that is 80 px at 1280x720 30 fps, 40 px at 640x360 30 fps, and every face
-        (the whole pyramid) at 480x270 12 fps. None: refinements alone between full scans (new faces wait
-        for the next full scan). The detector needs `detect_batch(..., min_face_size=, known=)`,
-        as `livefaces.MTCNN` has.
+    coarse_pixels_per_second: tracking: a frame between full scans on which the picture moved
+        away from the tracked faces gets a coarse scan (the tracks measured in the same call)
+        whose pyramid stops where P-Net's first level would exceed this budget divided by the
+        frame rate, so its cost per second of video is bounded whatever the size and rate: it
+        looks for faces of at least 12 * sqrt(frame pixels * fps / coarse_pixels_per_second).
+        With `COARSE_PIXELS_PER_SECOND` (the app's) that is 80 px at 1280x720 30 fps, 40 px at
+        640x360 30 fps, and every face (the whole pyramid) at 480x270 12 fps. None: refinements
+        alone between full scans (new faces wait for the next full scan). The detector needs
+        `detect_batch(..., min_face_size=, known=)`, as `livefaces.MTCNN` has.
     """
 
     tracking: bool = False

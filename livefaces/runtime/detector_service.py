@@ -1,13 +1,12 @@
 """One detector serving every camera: requests from all cameras batched into few model calls.
 
 Cameras `submit` plain requests: a `ScanRequest` (the full cascade on an RGB image the camera
-already downscaled, or a coarse scan: only the large faces, with the known ones measured too)
-or a `RefineRequest` (O-Net alone on given boxes). `serve_once` collects what
-is pending and answers it with as few detector calls as possible: every full scan in ONE
-`detect_batch` call (the detector shares network calls between images of equal size), the coarse
-scans that look for the same least face size in one more, every
-refinement in one `refine_batch` call when the detector has one, else one `refine` per request.
-Each camera reads its replies from its own `Mailbox`.
+already downscaled, or a coarse scan: only the large faces, with the known ones measured too) or
+a `RefineRequest` (O-Net alone on given boxes). `serve_once` collects what is pending and answers
+it with as few detector calls as possible: every full scan in ONE `detect_batch` call (the
+detector shares network calls between images of equal size), the coarse scans that look for the
+same least face size in one more, every refinement in one `refine_batch` call when the detector
+has one, else one `refine` per request. Each camera reads its replies from its own `Mailbox`.
 
 Collection is bounded: a batch runs as soon as every connected camera has something pending, or
 the batch is full, or the oldest pending request has waited `collect_seconds`; so a slow, quiet or
