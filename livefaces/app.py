@@ -23,7 +23,7 @@ from rich.console import Console
 from livefaces.capture import LIVE_KINDS, NothingLeft, Source, SourceError, SourceInfo, open_source
 from livefaces.frames import Frame
 from livefaces.options import CameraSpec, RunConfig
-from livefaces.runtime.camera_runner import CameraRunner, RunnerSettings
+from livefaces.runtime.camera_runner import COARSE_PIXELS_PER_SECOND, CameraRunner, RunnerSettings
 from livefaces.runtime.threaded import CameraLimits, CameraSetup, SessionSummary, Sink
 
 if TYPE_CHECKING:
@@ -211,6 +211,7 @@ def _runner_settings(camera: OpenCamera, cameras: int) -> RunnerSettings:
         budget=TRACKING_BUDGET / cameras,
         cascade=Settings(min_face_size=options.min_face_size, thresholds=options.thresholds),
         patches=True,
+        coarse_pixels_per_second=COARSE_PIXELS_PER_SECOND,
     )
 
 
