@@ -48,7 +48,7 @@ from livefaces.cascade import Settings
 from livefaces.options import ANONYMIZE_THRESHOLDS
 from livefaces.outputs.anonymize import MaskSettings, anonymized
 from livefaces.recorder import VideoRecorder
-from livefaces.runtime.camera_runner import RunnerSettings
+from livefaces.runtime.camera_runner import COARSE_PIXELS_PER_SECOND, RunnerSettings
 
 REFERENCE_CONFIDENCE = 0.9
 COVERED = 0.9
@@ -133,6 +133,7 @@ def livefaces_run(clip: Path, detector: MTCNN, output: Path, tracking: bool) -> 
         adaptive=False,
         cascade=Settings(thresholds=ANONYMIZE_THRESHOLDS),
         patches=True,
+        coarse_pixels_per_second=COARSE_PIXELS_PER_SECOND,  # as the app runs it
     )
     run = run_source(clip, CaptureSettings(), detector, [sink], settings)  # type: ignore[list-item]
     return run.summary.frames / run.seconds, output

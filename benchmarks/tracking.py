@@ -4,9 +4,13 @@ facenet-pytorch "fast MTCNN" recipe on the same frames.
     python benchmarks/tracking.py
     /opt/peers/bin/python benchmarks/tracking.py   # also runs the facenet-pytorch recipe
 
-Clips (made in a temporary folder, 1280x720 H.264 at the source rate): the Hamilton clip
-upscaled 2x, the single-face ASL clip upscaled to 720 lines and pillarboxed, a still face (the
-bundled photo, 90 frames), and the `demo` source rendered at 1280x720.
+    python benchmarks/tracking.py --clips hamilton,walking --no-live --misses
+
+Clips: every video of ../shared/data/videos (found in the folder; none there, none run) at its own
+size and upscaled to 720 lines, pillarboxed to 1280x720 (H.264 at the source rate, made in a
+temporary folder), a still face (the bundled photo, 90 frames, 1280x720), and the `demo` source
+rendered at 1280x720. `--clips` keeps the clips whose name ("asl_again native", "demo 720p")
+contains one of the given words: `--clips 720p` runs the upscales alone.
 
 1. Recording: each clip through the app's threaded runtime with tracking (`--realtime`), annotated and
    encoded to mp4: end-to-end frames per second and full scans per second of video.
@@ -43,7 +47,12 @@ from livefaces.demo import DemoScene
 from livefaces.detections import Detections
 from livefaces.frames import Frame, FrameResult
 from livefaces.recorder import VideoRecorder
-from livefaces.runtime.camera_runner import CameraRunner, RunnerSettings
+from livefaces.runtime.camera_runner import (
+    COARSE_PIXELS_PER_SECOND,
+    CameraRunner,
+    RunnerSettings,
+    coarse_face_size,
+)
 from livefaces.runtime.threaded import CameraSetup, CameraSummary, Session, Sink
 from livefaces.scheduler import ScanScheduler, SchedulerSettings
 from livefaces.tracker import greedy_match
@@ -54,7 +63,9 @@ if TYPE_CHECKING:  # TensorFlow stays out of the facenet-pytorch worker: the two
 
 SIZE = (1280, 720)
 CONFIDENT = 0.95
-SINGLE_FACE = ("asl", "still face")  # id switches and jitter are measured on one-face clips
+SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm")
+# id switches and jitter are measured on the one-face clips (names as `clip_name` gives them)
+SINGLE_FACE = ("asl_again", "head-pose-face-detection-female", "still face")
 
 
 def fit_1280x720(rgb: np.ndarray) -> np.ndarray:
@@ -79,25 +90,45 @@ def encode(frames: list[np.ndarray], rate, path: Path) -> Path:
     return path
 
 
-def make_clips(folder: Path) -> dict[str, Path]:
+def clip_name(path: Path) -> str:
+    """A video's short name: its file name without the collection prefix ("sample-videos__")."""
+    return path.stem.split("__")[-1]
+
+
+def make_clips(folder: Path, wanted: list[str] | None) -> dict[str, Path]:
+    """Every clip to run, by name: each shared video at its own size and at 720p, a still face and
+    `demo` at 720p; only the names containing one of `wanted` when given."""
+
+    def keep(name: str) -> bool:
+        return not wanted or any(word in name for word in wanted)
+
     clips = {}
-    for name, file in (
-        ("hamilton", "face_recognition__short_hamilton_clip.mp4"),
-        ("asl", "sample-videos__asl_again.mkv"),
-    ):
-        path = VIDEOS / file
-        if not path.is_file():
-            print(f"{path} not found: skipping that clip", file=sys.stderr)
+    videos = sorted(p for p in VIDEOS.glob("*") if p.suffix.lower() in SUFFIXES)
+    if not videos:
+        print(f"no videos in {VIDEOS}: skipping the shared clips", file=sys.stderr)
+    for path in videos:
+        name = clip_name(path)
+        if not keep(f"{name} 720p") and not keep(f"{name} native"):
             continue
-        with av.open(str(path)) as container:
-            rate = container.streams.video[0].average_rate
-            frames = [fit_1280x720(f.to_ndarray(format="rgb24")) for f in container.decode(video=0)]
-        clips[name] = encode(frames, rate, folder / f"{name}_1280x720.mp4")
-    still = fit_1280x720(cv2.cvtColor(cv2.imread(str(BUNDLED)), cv2.COLOR_BGR2RGB))
-    clips["still face"] = encode([still] * 90, 30, folder / "still_1280x720.mp4")
-    demo = DemoScene(*SIZE)
-    rendered = [cv2.cvtColor(demo.render(i), cv2.COLOR_BGR2RGB) for i in range(300)]
-    clips["demo"] = encode(rendered, 30, folder / "demo_1280x720.mp4")
+        try:
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                rate, width, height = stream.average_rate, stream.width, stream.height
+                frames = [fit_1280x720(f.to_ndarray(format="rgb24")) for f in container.decode(video=0)]
+        except (av.error.FFmpegError, IndexError) as exc:
+            print(f"{path}: cannot be read ({exc}): skipping that clip", file=sys.stderr)
+            continue
+        if keep(f"{name} native"):
+            clips[f"{name} {width}x{height}"] = path
+        if keep(f"{name} 720p"):
+            clips[f"{name} 720p"] = encode(frames, rate, folder / f"{name}_1280x720.mp4")
+    if keep("still face 720p"):
+        still = fit_1280x720(cv2.cvtColor(cv2.imread(str(BUNDLED)), cv2.COLOR_BGR2RGB))
+        clips["still face 720p"] = encode([still] * 90, 30, folder / "still_1280x720.mp4")
+    if keep("demo 720p"):
+        demo = DemoScene(*SIZE)
+        rendered = [cv2.cvtColor(demo.render(i), cv2.COLOR_BGR2RGB) for i in range(300)]
+        clips["demo 720p"] = encode(rendered, 30, folder / "demo_1280x720.mp4")
     return clips
 
 
@@ -145,24 +176,49 @@ def run_source(
     return Run(summary, runner, elapsed, fps)
 
 
+def warm_up(detector: MTCNN, rgb: np.ndarray, rate: float) -> None:
+    """Trace the graphs a clip of this size needs (one per pyramid depth) before it is timed:
+    otherwise tracing, a second or so, dominates the fps of the short clips."""
+    detector.detect(rgb)
+    smallest = coarse_face_size(rgb.shape, COARSE_PIXELS_PER_SECOND / rate)
+    if smallest is not None:
+        detector.detect_batch([rgb], min_face_size=smallest, known=[np.zeros((0, 4))])
+
+
 def record_with_tracking(
-    clip: Path, detector: MTCNN, output: Path
+    clip: Path, detector: MTCNN, output: Path, coarse: float | None = COARSE_PIXELS_PER_SECOND
 ) -> tuple[float, float, dict[int, Detections]]:
     """End-to-end fps, full scans per second of video, and the faces of every frame
     (`--realtime`: tracking on a file, nothing dropped, full scans at the scheduler's floor)."""
     collector = Collector()
     with av.open(str(clip)) as container:
         rate = float(container.streams.video[0].average_rate or 30)
+        first = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    warm_up(detector, first, rate)
     recorder = VideoRecorder(output, rate)
-    settings = RunnerSettings(tracking=True, live=False, adaptive=False)
+    settings = RunnerSettings(
+        tracking=True,
+        live=False,
+        adaptive=False,
+        patches=True,
+        coarse_pixels_per_second=coarse,
+    )  # as the app
     run = run_source(clip, CaptureSettings(), detector, [recorder, collector], settings)
     video_seconds = run.summary.frames / run.fps
     return run.summary.frames / run.seconds, run.runner.full_scans / video_seconds, collector.faces
 
 
-def live_display_rate(clip: Path, detector: MTCNN) -> tuple[float, float, int]:
+def live_display_rate(
+    clip: Path, detector: MTCNN, coarse: float | None = COARSE_PIXELS_PER_SECOND
+) -> tuple[float, float, int]:
     """Display fps and source fps when the clip is paced like a camera, and frames dropped."""
-    settings = RunnerSettings(tracking=True, live=True, adaptive=True)
+    settings = RunnerSettings(
+        tracking=True,
+        live=True,
+        adaptive=True,
+        patches=True,
+        coarse_pixels_per_second=coarse,
+    )
     run = run_source(clip, CaptureSettings(live=True), detector, [Collector()], settings)
     return run.summary.frames / run.seconds, run.fps, run.summary.dropped
 
@@ -187,9 +243,12 @@ def tracking_loop(
     return len(frames) / (time.perf_counter() - start), faces
 
 
-def quality(tracked: dict[int, Detections | np.ndarray], exact: dict[int, Detections]) -> tuple[float, float]:
-    """Mean IoU of matched boxes, and the share of confident exact faces the tracked output shows."""
-    overlaps, confident, shown = [], 0, 0
+def quality(
+    tracked: dict[int, Detections | np.ndarray], exact: dict[int, Detections]
+) -> tuple[float, float, list[tuple[int, float]]]:
+    """Mean IoU of matched boxes, the share of confident exact faces the tracked output shows, and
+    the misses: (frame index, best IoU of a tracked box) of each confident exact face not shown."""
+    overlaps, confident, shown, misses = [], 0, 0, []
     for index, truth in exact.items():
         found = tracked.get(index)
         boxes = found.boxes if isinstance(found, Detections) else np.asarray(found).reshape(-1, 4)
@@ -197,8 +256,11 @@ def quality(tracked: dict[int, Detections | np.ndarray], exact: dict[int, Detect
         overlaps += [matrix[row, column] for row, column in greedy_match(matrix, 0.3)]
         for row in np.flatnonzero(truth.scores >= CONFIDENT):
             confident += 1
-            shown += bool(matrix.shape[1] and matrix[row].max() >= 0.5)
-    return float(np.mean(overlaps)) if overlaps else 0.0, shown / max(confident, 1)
+            best = float(matrix[row].max()) if matrix.shape[1] else 0.0
+            shown += best >= 0.5
+            if best < 0.5:
+                misses.append((index, best))
+    return float(np.mean(overlaps)) if overlaps else 0.0, shown / max(confident, 1), misses
 
 
 def id_switches(tracked: dict[int, Detections], exact: dict[int, Detections]) -> int:
@@ -253,53 +315,63 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--clip", help=argparse.SUPPRESS)
+    parser.add_argument("--clips", help="comma-separated words: run only the clips whose name has one")
+    parser.add_argument("--no-live", action="store_true", help="skip the paced live runs")
+    parser.add_argument("--no-compare", action="store_true", help="skip the pre-decoded comparison")
+    parser.add_argument("--misses", action="store_true", help="list the missed exact faces per clip")
+    parser.add_argument(
+        "--no-coarse", action="store_true", help="refinements alone between full scans (the old policy)"
+    )
     args = parser.parse_args()
     if args.worker:
         fast_recipe_worker(args.clip)
         return
     from livefaces import MTCNN
 
-    console = Console(width=None if sys.stdout.isatty() else 140)
+    console = Console(width=None if sys.stdout.isatty() else 180)
     detector = MTCNN()
     detector.detect(np.zeros((SIZE[1], SIZE[0], 3), np.uint8))
+    wanted = [word.strip() for word in args.clips.split(",")] if args.clips else None
     with tempfile.TemporaryDirectory() as scratch:
-        clips = make_clips(Path(scratch))
+        clips = make_clips(Path(scratch), wanted)
         runs = Table(
-            title="tracking at 1280x720 (--realtime recording to mp4; live: paced at the source rate)"
+            title="tracking vs exact mode (--realtime recording to mp4; live: paced at the source rate)"
         )
-        columns = (
-            "clip",
-            "frames",
-            "recording fps",
-            "full scans/s",
-            "live display fps",
-            "source fps",
-            "dropped",
-        )
+        columns = ("clip", "frames", "recording fps", "full scans/s")
+        columns += () if args.no_live else ("live display fps", "source fps", "dropped")
         columns += (
-            "mean IoU vs exact",
             f"exact faces >= {CONFIDENT} shown",
+            "mean IoU vs exact",
             "id switches",
             "jitter median / p95 %",
         )
         for column in columns:
             runs.add_column(column, justify="right")
         for name, clip in clips.items():
-            fps, scans, tracked = record_with_tracking(clip, detector, Path(scratch) / f"{name}.out.mp4")
-            display, source_fps, dropped = live_display_rate(clip, detector)
+            coarse = None if args.no_coarse else COARSE_PIXELS_PER_SECOND
+            output = Path(scratch) / f"{name}.out.mp4"
+            fps, scans, tracked = record_with_tracking(clip, detector, output, coarse)
+            live = () if args.no_live else live_display_rate(clip, detector, coarse)
             _, exact = exact_mode(decoded(clip), detector)
-            mean_iou, recall = quality(tracked, exact)
-            still_jitter = "{:.2f} / {:.2f}".format(*jitter(tracked)) if name in SINGLE_FACE else "-"
-            single = name in SINGLE_FACE
+            mean_iou, recall, misses = quality(tracked, exact)
+            single = name.rsplit(" ", 1)[0] in SINGLE_FACE
+            still_jitter = "{:.2f} / {:.2f}".format(*jitter(tracked)) if single else "-"
             switches = str(id_switches(tracked, exact)) if single else "-"
-            speed = (f"{fps:.1f}", f"{scans:.1f}", f"{display:.2f}", f"{source_fps:.2f}", str(dropped))
+            speed = (f"{fps:.1f}", f"{scans:.1f}")
+            if live:
+                display, source_fps, dropped = live
+                speed += (f"{display:.2f}", f"{source_fps:.2f}", str(dropped))
             runs.add_row(
-                name, str(len(tracked)), *speed, f"{mean_iou:.3f}", f"{recall:.3f}", switches, still_jitter
+                name, str(len(tracked)), *speed, f"{recall:.3f}", f"{mean_iou:.3f}", switches, still_jitter
             )
             print(f"done: {name}", file=sys.stderr)
+            if args.misses and misses:
+                listed = ", ".join(f"{index} ({best:.2f})" for index, best in misses)
+                print(f"{name}: missed at frame (best IoU): {listed}", file=sys.stderr)
         console.print(runs)
-        if "hamilton" in clips:
-            compare(clips["hamilton"], detector, console)
+        hamilton = next((clip for name, clip in clips.items() if "hamilton" in name and "720p" in name), None)
+        if hamilton is not None and not args.no_compare:
+            compare(hamilton, detector, console)
 
 
 def compare(clip: Path, detector: MTCNN, console: Console) -> None:
@@ -307,18 +379,18 @@ def compare(clip: Path, detector: MTCNN, console: Console) -> None:
     exact_fps, exact = exact_mode(frames, detector)
     tracked_fps, tracked = tracking_loop(frames, detector, 29.97)
     table = Table(title=f"detection loop on {len(frames)} pre-decoded 1280x720 frames of the Hamilton clip")
-    for column in ("method", "frames/s", "mean IoU vs exact", f"exact faces >= {CONFIDENT} shown"):
+    for column in ("method", "frames/s", f"exact faces >= {CONFIDENT} shown", "mean IoU vs exact"):
         table.add_column(column, justify="right")
     table.add_row("livefaces exact (every frame)", f"{exact_fps:.1f}", "1.000", "1.000")
     table.add_row(
         "livefaces tracking (--realtime)",
         f"{tracked_fps:.1f}",
-        *(f"{v:.3f}" for v in quality(tracked, exact)),
+        *(f"{v:.3f}" for v in quality(tracked, exact)[1::-1]),
     )
     recipe = json_from_child(__file__, "facenet-pytorch", ["--clip", str(clip)])
     if recipe is not None:
         boxes = {i: np.array(b).reshape(-1, 4) for i, b in enumerate(recipe["boxes"])}
-        values = quality(boxes, exact)
+        values = quality(boxes, exact)[1::-1]
         table.add_row("facenet-pytorch fast recipe", f"{recipe['fps']:.1f}", *(f"{v:.3f}" for v in values))
     console.print(table)
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from livefaces.detections import KEYPOINT_NAMES, Detections
     from livefaces.detector import MTCNN
+    from livefaces.faces import align_face, crop_faces
     from livefaces.networks import WeightsError
     from livefaces.scheduler import ScanScheduler
     from livefaces.tracker import Tracker, TrackerSettings
@@ -26,6 +27,8 @@ __all__ = [
     "TrackerSettings",
     "TrackingDetector",
     "WeightsError",
+    "align_face",
+    "crop_faces",
 ]
 __version__ = "0.1.0"
 
@@ -38,6 +41,8 @@ _HOMES = {
     "Tracker": "livefaces.tracker",
     "TrackerSettings": "livefaces.tracker",
     "TrackingDetector": "livefaces.tracking",
+    "align_face": "livefaces.faces",
+    "crop_faces": "livefaces.faces",
 }
 
 

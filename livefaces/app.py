@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from livefaces.capture import LIVE_KINDS, Source, SourceError, SourceInfo, open_source
+from livefaces.capture import LIVE_KINDS, NothingLeft, Source, SourceError, SourceInfo, open_source
 from livefaces.frames import Frame
 from livefaces.options import CameraSpec, RunConfig
-from livefaces.runtime.camera_runner import CameraRunner, RunnerSettings
+from livefaces.runtime.camera_runner import COARSE_PIXELS_PER_SECOND, CameraRunner, RunnerSettings
 from livefaces.runtime.threaded import CameraLimits, CameraSetup, SessionSummary, Sink
 
 if TYPE_CHECKING:
@@ -34,10 +34,17 @@ if TYPE_CHECKING:
     from livefaces.outputs.retention import Retention
     from livefaces.tiles import TileBoard
 
+PHOTO_QUEUE = 2  # photos may be 50 MB decoded each: the decoding pool already reads ahead
 TRACKING_BUDGET = 0.8  # share of real time the shared detector may be planned for, over all cameras
 SNAPSHOTS_NEED_TRACKING = (
     "--snapshots: snapshots are taken of tracked faces; files need --realtime (or --detect-every auto), "
     "and --detect-every N turns tracking off"
+)
+
+
+SAVE_EVERY_NEEDS_TRACKING = (
+    "--save-every: keeps one crop per tracked face per S seconds; files need --realtime (or --detect-every "
+    "auto), and photos have no tracks"
 )
 
 
@@ -60,6 +67,7 @@ class OpenCamera:
     frames: Iterator[Frame] | None
     tracking: bool
     open_error: SourceError | None = None
+    nothing_left: bool = False  # a photo folder whose every photo an earlier run did
 
     def close(self) -> None:
         if self.frames is not None:
@@ -102,8 +110,14 @@ def _open_camera(spec: CameraSpec, config: RunConfig, named: bool, service: bool
             raise BadInput("--detect-every auto and --realtime track faces across video frames, not images")
         if config.snapshots and not tracking:
             raise BadInput(SNAPSHOTS_NEED_TRACKING)
+        if config.save_every is not None and config.save_faces and not tracking:
+            raise BadInput(SAVE_EVERY_NEEDS_TRACKING)
+        _resume(config, spec.name, source)
         try:
             frames = source.frames()  # reads the first frame: a bad source fails here, before any output
+        except NothingLeft:
+            frames = (frame for frame in ())
+            return OpenCamera(spec, source, frames, tracking, nothing_left=True)
         except SourceError as error:
             if not (service and source.info.kind in LIVE_KINDS):
                 raise
@@ -113,6 +127,18 @@ def _open_camera(spec: CameraSpec, config: RunConfig, named: bool, service: bool
             raise type(error)(f"camera {spec.name}: {error}") from None
         raise
     return OpenCamera(spec, source, frames, tracking)
+
+
+def _resume(config: RunConfig, camera: str, source: Source) -> None:
+    """A photo folder whose crops an earlier run saved: leave out the photos its index names."""
+    folder = source.info.path
+    if not config.save_faces or source.info.kind != "images" or folder is None or not folder.is_dir():
+        return
+    from livefaces.outputs.crops import INDEX_NAME, read_done
+
+    done = read_done(Path(config.save_faces) / camera / INDEX_NAME)
+    if done:
+        source.skip = done.__contains__
 
 
 def _check_writable(path: Path, what: str) -> None:
@@ -157,6 +183,8 @@ def check_outputs(config: RunConfig, camera: str, source_kind: str) -> None:
         _check_writable(Path(events), "the events")
     if config.snapshots:
         _check_folder(Path(config.snapshots), "--snapshots")
+    if config.save_faces:
+        _check_folder(Path(config.save_faces), "--save-faces")
 
 
 def _check_folder(folder: Path, what: str) -> None:
@@ -185,6 +213,7 @@ def _runner_settings(camera: OpenCamera, cameras: int) -> RunnerSettings:
         budget=TRACKING_BUDGET / cameras,
         cascade=Settings(min_face_size=options.min_face_size, thresholds=options.thresholds),
         patches=True,
+        coarse_pixels_per_second=COARSE_PIXELS_PER_SECOND,
     )
 
 
@@ -244,6 +273,8 @@ def _sinks(
     events = config.events_for(name)
     if events:
         sinks.append(EventsSink(shared.event_log(events)))
+    if config.save_faces:
+        sinks.append(_face_crops(config, name, info))
     return sinks
 
 
@@ -251,6 +282,15 @@ def _mask_settings(config: RunConfig, info: SourceInfo) -> MaskSettings | None:
     """`--anonymize`'s masks; photos of a folder are unrelated pictures: no mask carries over."""
     masks = config.mask_settings()
     return dataclasses.replace(masks, hold=0.0) if masks is not None and info.kind == "images" else masks
+
+
+def _face_crops(config: RunConfig, name: str, info: SourceInfo) -> Sink:
+    from livefaces.outputs.crops import CropSettings, FaceCropSink
+
+    settings = CropSettings(
+        config.margin, config.face_size, config.align, config.face_format, config.save_every
+    )
+    return FaceCropSink(config.save_faces or "", name, info.path if info.kind == "images" else None, settings)
 
 
 def _recorder(config: RunConfig, output: Path, info: SourceInfo) -> Sink:
@@ -311,11 +351,7 @@ def run_session(
         show = config.display and display_available()
         if config.display and not show:
             log().info("livefaces: no display available, running headless (--no-display)")
-        from livefaces.detector import MTCNN
-        from livefaces.runtime.cores import share_detector_cores
-
-        share_detector_cores(len(cameras))
-        detector = MTCNN(device=config.device)
+        detector, device = _detector(config, cameras)
         board = TileBoard([camera.spec.name for camera in cameras]) if show else None
         shared = shared or SharedOutputs(config)
         setups = [_setup(config, camera, board, len(cameras), shared, metrics) for camera in cameras]
@@ -329,7 +365,7 @@ def run_session(
     def report(line: str) -> None:  # a camera's link: lost, retrying, back (one line each)
         log().warning(line)
 
-    session = Session(setups, detector, detector.device, report=report)
+    session = Session(setups, detector, device, report=report)
     if metrics is not None:
         metrics.collector.attach(session.status)
     window = None
@@ -353,6 +389,19 @@ def run_session(
     return SessionOutcome(summary, tuple(cameras))
 
 
+def _detector(config: RunConfig, cameras: list[OpenCamera]) -> tuple[object, str]:
+    """The shared MTCNN and its device; none when every camera resumed with nothing left (a
+    finished extraction run again answers in a second, without loading TensorFlow)."""
+    if all(camera.nothing_left for camera in cameras):
+        return object(), "none"
+    from livefaces.detector import MTCNN
+    from livefaces.runtime.cores import share_detector_cores
+
+    share_detector_cores(len(cameras))
+    detector = MTCNN(device=config.device)
+    return detector, detector.device
+
+
 def _setup(
     config: RunConfig,
     camera: OpenCamera,
@@ -373,6 +422,7 @@ def _setup(
         sinks,
         CameraLimits(config.max_frames, config.duration),
         camera.frames,
+        queue_size=PHOTO_QUEUE if camera.info.kind == "images" else 8,
         on_reply=observer.replied if observer is not None else None,
         reconnect=camera.spec.options.reconnect_settings(),
         open_error=camera.open_error,

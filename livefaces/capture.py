@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ import numpy as np
 from livefaces.demo import DemoScene
 from livefaces.frames import Frame
 from livefaces.redact import redact_url
+from livefaces.sources.photos import count_images, decode_ahead, walk_images
 
 LIVE_KINDS = ("stream", "camera")  # sources that never end on their own: an end means lost
 STREAM_SCHEMES = ("rtsp", "rtsps", "http", "https", "udp", "tcp", "rtmp")
@@ -47,6 +49,10 @@ class SourceError(Exception):
     def __init__(self, message: str, reason: str = ERROR) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class NothingLeft(SourceError):
+    """A folder whose every image was done by an earlier run (resuming): not an error."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,7 @@ class Source:
         self._paced = paced
         self.corrupt_frames = 0
         self.skipped: list[str] = []  # "file: reason" for each unreadable image
+        self.skip: Callable[[str], bool] | None = None  # folders: photos done already (relative paths)
         self._next_index = 0
         self._session_start: float | None = None
         self._last_time: float | None = None
@@ -209,7 +216,7 @@ def open_source(spec: str, settings: CaptureSettings | None = None) -> Source:
         raise SourceError(f"{spec}: no such file or folder")
     if path.is_dir():
         info = SourceInfo(str(path), "images", live=False, path=path)
-        return Source(info, lambda source: _read_images(_image_files(path), source), paced=False)
+        return Source(info, lambda source: _read_folder(path, source), paced=False)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         info = SourceInfo(str(path), "images", live=False, path=path)
         return Source(info, lambda source: _read_images([path], source), paced=False)
@@ -218,30 +225,45 @@ def open_source(spec: str, settings: CaptureSettings | None = None) -> Source:
     return Source(info, lambda source: _read_av(str(path), settings, source, stream=False), paced=live)
 
 
-def _image_files(folder: Path) -> list[Path]:
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise SourceError(f"{folder}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    return files
-
-
-def _read_images(files: list[Path], source: Source) -> Iterator[Frame]:
-    """Images in order; in a folder, an unreadable image is skipped, counted and named."""
-    source.publish(frame_count=len(files))
-    index = 0
-    for path in files:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+def _read_folder(folder: Path, source: Source) -> Iterator[Frame]:
+    """A folder's images, walked lazily in sorted order and decoded ahead by a pool of threads;
+    an unreadable image is skipped, counted and named; those `source.skip` names are left out.
+    Their number (for the progress bar) is counted by a second walk on a thread of its own."""
+    counted: list[int] = []
+    threading.Thread(
+        target=lambda: counted.append(count_images(folder, IMAGE_SUFFIXES, source.skip)),
+        name="count-images",
+        daemon=True,
+    ).start()
+    index = seen = 0
+    for path, image in decode_ahead(walk_images(folder, IMAGE_SUFFIXES, source.skip)):
+        seen += 1
+        if counted and source.info.frame_count is None:
+            source.publish(frame_count=counted[0])  # on this thread, which owns `info`
         if image is None:
-            if len(files) == 1:
-                raise SourceError(f"{path}: not a readable image")
             source.corrupt_frames += 1
             source.skipped.append(f"{path}: not a readable image")
             continue
         _publish_size(source, image)
         yield Frame(index, float(index), time.monotonic(), image, name=str(path))
         index += 1
+    if index == 0 and source.skip is not None:  # resuming: the rest, if any, cannot be read
+        raise NothingLeft(f"{folder}: every readable image is done already")
+    if seen == 0:
+        raise SourceError(f"{folder}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
     if index == 0:
         raise SourceError(f"{source.info.name}: none of the images could be read")
+
+
+def _read_images(files: list[Path], source: Source) -> Iterator[Frame]:
+    """One image file (a source of one frame)."""
+    source.publish(frame_count=len(files))
+    for index, path in enumerate(files):
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise SourceError(f"{path}: not a readable image")
+        _publish_size(source, image)
+        yield Frame(index, float(index), time.monotonic(), image, name=str(path))
 
 
 def _publish_size(source: Source, image: np.ndarray) -> None:

@@ -33,6 +33,8 @@ from livefaces.quiet_tensorflow import tf
 __all__ = ["DEVICES", "MTCNN", "STAGES", "Settings", "as_rgb", "pyramid_scales", "resolve_device"]
 
 PNET_STRIDE = 2
+KNOWN_OVERLAP = 0.5  # a candidate overlapping a known face this much is that face
+NEW_CANDIDATES = 16  # with known faces: P-Net's best new candidates per image that R-Net sees
 DEVICES = ("auto", "cpu", "gpu")
 STAGES = ("face_and_landmarks_detection", "face_detection_only")
 _TF_DEVICE = re.compile(r"/?(?:device:)?(cpu|gpu):(\d+)", re.IGNORECASE)
@@ -154,13 +156,34 @@ class MTCNN:
         return self._detect_same_size(as_rgb(image)[None], self.settings)[0]
 
     def detect_batch(
-        self, images: Sequence[np.ndarray], settings: Settings | None = None
+        self,
+        images: Sequence[np.ndarray],
+        settings: Settings | None = None,
+        *,
+        min_face_size: int | None = None,
+        known: Sequence[np.ndarray | None] | None = None,
     ) -> list[Detections]:
         """Faces in many images at once; images of equal size share each network call.
 
         settings: these images' cascade settings instead of the detector's (a camera's own).
+        min_face_size: look only for faces at least this large (never smaller than the settings'):
+            the coarse pyramid levels alone, a fraction of a full scan's cost.
+        known: per image, boxes (N, 4) where faces are expected (a tracker's predictions) that
+            O-Net measures along with the new candidates, as `refine` would. Candidates that
+            overlap a known box (IoU >= 0.5) are dropped before R-Net and O-Net: that face is
+            measured from its known box. Of the others, R-Net sees P-Net's best 16 per image. So
+            a scan between a tracker's full scans costs little more than P-Net, however busy
+            the scene. The O-Net stage then runs even without landmarks.
         """
-        return self._detect_many([as_rgb(image) for image in images], settings or self.settings)
+        settings = settings or self.settings
+        if min_face_size is not None and min_face_size > settings.min_face_size:
+            settings = settings.for_call(min_face_size=int(min_face_size))
+        rgb = [as_rgb(image) for image in images]
+        if known is not None and len(known) != len(rgb):
+            raise ValueError(f"detect_batch needs one known array per image, got {len(rgb)} images "
+                             f"and {len(known)} known arrays")  # fmt: skip
+        boxes = None if known is None else [_boxes(b) for b in known]
+        return self._detect_many(rgb, settings, boxes)
 
     def refine_batch(
         self, images: Sequence[np.ndarray], boxes_list: Sequence[np.ndarray], settings: Settings | None = None
@@ -285,7 +308,9 @@ class MTCNN:
 
     predict = detect_faces  # the `mtcnn` 1.0 alias
 
-    def _detect_many(self, rgb: list[np.ndarray], settings: Settings) -> list[Detections]:
+    def _detect_many(
+        self, rgb: list[np.ndarray], settings: Settings, known: list[np.ndarray] | None = None
+    ) -> list[Detections]:
         """Faces in RGB uint8 images, grouped by size so that equal sizes share network calls."""
         results: list[Detections | None] = [None] * len(rgb)
         by_shape: dict[tuple[int, ...], list[int]] = {}
@@ -293,21 +318,33 @@ class MTCNN:
             by_shape.setdefault(image.shape, []).append(i)
         for members in by_shape.values():
             stacked = np.stack([rgb[i] for i in members])
-            for i, found in zip(members, self._detect_same_size(stacked, settings)):
+            expected = None if known is None else [known[i] for i in members]
+            for i, found in zip(members, self._detect_same_size(stacked, settings, expected)):
                 results[i] = found
         return [r if r is not None else Detections.empty() for r in results]
 
-    def _detect_same_size(self, images: np.ndarray, settings: Settings) -> list[Detections]:
+    def _detect_same_size(
+        self, images: np.ndarray, settings: Settings, known: list[np.ndarray] | None = None
+    ) -> list[Detections]:
         count, height, width = images.shape[:3]
         scales = pyramid_scales(height, width, settings.min_face_size, settings.scale_factor)
-        if not scales:
+        known_count = 0 if known is None or min(height, width) < PNET_CELL else sum(map(len, known))
+        if not scales and not known_count:
             return [Detections.empty() for _ in range(count)]
+        expected = _known_squares(known) if known_count and known is not None else None
         with tf.device(self.device):
             tensor = tf.constant(images)
-            candidates, owners = self._propose(tensor, scales, settings)
+            candidates, owners = self._propose(tensor, scales, settings) if scales else _no_boxes()
+            if expected is not None:
+                candidates, owners = _best_new(*_away_from(candidates, owners, *expected))
             if len(candidates):
                 candidates, scores, owners = self._refine(tensor, candidates, owners, settings)
-            if len(candidates) and not settings.landmarks:
+            if expected is not None:
+                # New candidates (away from the known faces) and the known faces go to O-Net.
+                candidates, owners = _away_from(candidates, owners, *expected)
+                candidates = np.concatenate([candidates, expected[0]])
+                owners = np.concatenate([owners, expected[1]])
+            elif len(candidates) and not settings.landmarks:
                 no_points = np.full((len(candidates), 5, 2), np.nan)
                 return _per_image(candidates, scores, no_points, owners, count)
             if len(candidates):
@@ -442,6 +479,46 @@ class MTCNN:
             return network(patches, weights)
 
         return run
+
+
+def _boxes(boxes: np.ndarray | None) -> np.ndarray:
+    return np.zeros((0, 4)) if boxes is None else np.asarray(boxes, np.float64).reshape(-1, 4)
+
+
+def _no_boxes() -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros((0, 4)), np.zeros(0, np.int64)
+
+
+def _best_new(candidates: np.ndarray, owners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """At most NEW_CANDIDATES per image, the best by P-Net's score (candidates come best first):
+    a busy scene cannot make a scan between full scans cost like a full one."""
+    if not len(owners):
+        return candidates, owners
+    rank = np.zeros(len(owners), np.int64)
+    for owner in np.unique(owners):
+        members = np.flatnonzero(owners == owner)
+        rank[members] = np.arange(len(members))
+    keep = rank < NEW_CANDIDATES
+    return candidates[keep], owners[keep]
+
+
+def _known_squares(known: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Known boxes of a batch squared for O-Net, and the image each belongs to."""
+    squares = np.concatenate([bx.to_square(boxes) for boxes in known])
+    owners = np.concatenate([np.full(len(boxes), k, np.int64) for k, boxes in enumerate(known)])
+    return squares, owners
+
+
+def _away_from(
+    candidates: np.ndarray, owners: np.ndarray, known: np.ndarray, known_owners: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The candidates that overlap no known box of their image by KNOWN_OVERLAP (IoU) or more:
+    a known face is measured from its own box, so the cascade's work on it can be skipped."""
+    if not len(candidates):
+        return candidates, owners
+    overlap = bx.iou(candidates, known) * (owners[:, None] == known_owners[None, :])
+    keep = overlap.max(axis=1) < KNOWN_OVERLAP
+    return candidates[keep], owners[keep]
 
 
 def _per_image(

@@ -292,6 +292,26 @@ class Address(Kind):
 
 
 @dataclass(frozen=True)
+class Margin(Kind):
+    """Pixels (`20`) or a percentage (`"25%"`), kept as text: `livefaces.faces.Margin` reads it."""
+
+    def describe(self) -> str:
+        return 'pixels such as 20 or a percentage such as "25%"'
+
+    def check(self, value: Any) -> str:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        text = value.strip() if isinstance(value, str) else ""
+        try:
+            number = float(text[:-1] if text.endswith("%") else text)
+        except ValueError:
+            raise self.problem(repr(value) if isinstance(value, str) else _show(value)) from None
+        if not math.isfinite(number) or number < 0:
+            raise self.problem(repr(value) if isinstance(value, str) else _show(value))
+        return text
+
+
+@dataclass(frozen=True)
 class Every(Kind):
     """`auto` (track faces) or N (a full detection every Nth frame)."""
 
@@ -521,6 +541,24 @@ class RunConfig:
         None, ByteSize(), "remove the oldest snapshots while they take more than SIZE (e.g. 500MB, 2GB)",
         metavar="SIZE",
     )  # fmt: skip
+    save_faces: str | None = option(
+        None,
+        Text(),
+        "folder of face crops, DIR/<camera>/ with an index.jsonl of what was saved; photo folders "
+        "resume where an earlier run stopped",
+        metavar="DIR",
+    )
+    margin: str = option(
+        "0", Margin(), "face crops: space around the box, pixels or a percentage such as 25%", metavar="PX|P%"
+    )
+    face_size: int | None = option(None, Integer(8), "face crops: square, N x N pixels", metavar="N")
+    align: bool = option(
+        False, Switch(), "face crops: aligned on the eyes, nose and mouth to the ArcFace 112x112 template"
+    )
+    face_format: str = option("jpg", Choice(("jpg", "png")), "face crops: file format")
+    save_every: float | None = option(
+        None, Number(0.001), "face crops: at most one per tracked face per S seconds, the best", metavar="S"
+    )
     display: bool = option(True, Switch(), "show the window", flags=(), off=("--no-display",),
                            off_help="run without a window")  # fmt: skip
     max_frames: int | None = option(None, Integer(1), "stop after this many frames", metavar="N")
@@ -595,7 +633,7 @@ CAMERA_TABLE = _table(CameraOptions, per_camera=True)
 RUN_TABLE = _table(RunConfig, per_camera=False)
 _BY_KEY = {entry.key: entry for entry in (*RUN_TABLE, *CAMERA_TABLE)}
 _PATH_KEYS = ("output", "json_path")
-_SHARED_PATH_KEYS = ("events", "snapshots")  # one file or folder for every camera is fine
+_SHARED_PATH_KEYS = ("events", "snapshots", "save_faces")  # one file or folder for every camera is fine
 
 
 # The command line.

@@ -1,8 +1,9 @@
 """Tracked detection in your own loop: full MTCNN scans now and then, O-Net refinement between.
 
 `TrackingDetector.process(frame)` measures one BGR frame on the calling thread (a full scan when
-the scheduler says so or after a scene cut, otherwise a refinement of the tracks' predicted
-boxes), feeds the tracker, and returns every live track at that frame's time with its id.
+the scheduler says so or after a scene cut, otherwise a coarse scan for new large faces that also
+measures the tracks' predicted boxes, or a refinement of those boxes alone when the detector has
+no `detect_batch`), feeds the tracker, and returns every live track at that frame's time with its id.
 `predict(t)` places the tracks at any other time. The policy is `CameraRunner`'s, the same one
 the app runs for each camera; here the detector is called directly instead of through the
 shared detector service. The detector is anything with `detect(rgb)` and `refine(rgb, boxes)`,
@@ -19,7 +20,7 @@ import numpy as np
 
 from livefaces.detections import Detections
 from livefaces.frames import Frame
-from livefaces.runtime.camera_runner import CameraRunner, RunnerSettings, shrink
+from livefaces.runtime.camera_runner import COARSE_PIXELS_PER_SECOND, CameraRunner, RunnerSettings, shrink
 from livefaces.runtime.detector_service import answer_now
 from livefaces.scheduler import ScanScheduler
 from livefaces.tracker import Tracker
@@ -44,14 +45,19 @@ class TrackingDetector:
         detect_width: int | None = None,
         min_confidence: float = 0.0,
         clock: Callable[[], float] = time.perf_counter,
+        coarse_pixels_per_second: float | None = COARSE_PIXELS_PER_SECOND,
     ) -> None:
+        """coarse_pixels_per_second: as `RunnerSettings` has it (None: refinements alone between
+        full scans); ignored for a detector without `detect_batch`."""
         self.detector = detector
         self._clock = clock
+        coarse = coarse_pixels_per_second
         settings = RunnerSettings(
             tracking=True,
             detect_width=detect_width,
             min_confidence=min_confidence,
             patches=hasattr(detector, "refine_patches"),
+            coarse_pixels_per_second=coarse if hasattr(detector, "detect_batch") else None,
         )
         self.runner = CameraRunner("camera", scheduler.fps, settings, tracker, scheduler)
 
@@ -66,6 +72,10 @@ class TrackingDetector:
     @property
     def full_scans(self) -> int:
         return self.runner.full_scans
+
+    @property
+    def coarse_scans(self) -> int:
+        return self.runner.coarse_scans
 
     @property
     def refinements(self) -> int:

@@ -26,7 +26,7 @@ from livefaces.outputs.anonymize import (
     MaskTimeline,
     scaled_boxes,
 )
-from livefaces.runtime.camera_runner import RunnerSettings
+from livefaces.runtime.camera_runner import COARSE_PIXELS_PER_SECOND, RunnerSettings
 from livefaces.runtime.threaded import CameraLimits, run_camera
 from livefaces.tracker import TrackedFaces
 from tests.conftest import shared_data
@@ -422,7 +422,11 @@ def window_coverage(detector, tracking: bool) -> list[tuple[int, float]]:
     from the first where half of it is in view, with the app's --anonymize settings."""
     keep = Keep()
     settings = RunnerSettings(
-        tracking=tracking, adaptive=False, cascade=Settings(thresholds=ANONYMIZE_THRESHOLDS), patches=True
+        tracking=tracking,
+        adaptive=False,
+        cascade=Settings(thresholds=ANONYMIZE_THRESHOLDS),
+        patches=True,
+        coarse_pixels_per_second=COARSE_PIXELS_PER_SECOND,  # as the app runs it
     )
     run_camera(open_source("demo", CaptureSettings()), detector, [keep], settings, CameraLimits(DEMO_FRAMES))
     timeline = MaskTimeline(hold=1.0, delay=0.0)
@@ -452,13 +456,9 @@ def test_the_window_masks_a_face_entering_from_the_edge_at_once_in_exact_mode(de
     assert not uncovered
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the tracker to find a new face on the frame it enters (issue 12, 'Tracking recall "
-    "first', the wt-recall branch): the window cannot wait, and today a new face waits for the next "
-    "full scan",
-)
 def test_the_window_masks_a_face_entering_from_the_edge_at_once_when_tracking(detector) -> None:
+    """Tracking finds a large new face on the frame it enters (coarse scans between full scans),
+    so even an output that cannot wait masks it from its first frame half in view."""
     uncovered = [(i, c) for i, c in window_coverage(detector, tracking=True) if c < COVERED]
     assert not uncovered
 

@@ -14,7 +14,13 @@ from livefaces.cascade import Settings
 from livefaces.detections import Detections
 from livefaces.events import FaceAppeared, FaceLeft
 from livefaces.frames import Frame
-from livefaces.runtime.camera_runner import CameraRunner, DetectorFailed, RunnerSettings
+from livefaces.runtime.camera_runner import (
+    COARSE_PIXELS_PER_SECOND,
+    CameraRunner,
+    DetectorFailed,
+    RunnerSettings,
+    coarse_face_size,
+)
 from livefaces.runtime.detector_service import DetectorReply, RefineRequest, ScanRequest
 
 FPS = 30.0
@@ -24,6 +30,13 @@ SIZE = (320, 240)
 def frame(index: int, brightness: int = 90) -> Frame:
     image = np.full((SIZE[1], SIZE[0], 3), brightness, np.uint8)
     return Frame(index, index / FPS, 0.0, image)
+
+
+def moving(index: int, x: int = 280) -> Frame:
+    """`frame(index)` with a bright block sliding down at column `x` (far from the test's faces)."""
+    scene = frame(index)
+    scene.image[(index * 8) % 200 : (index * 8) % 200 + 40, x : x + 30] = 250
+    return scene
 
 
 def faces(*boxes: tuple[float, float, float, float], score: float = 0.99) -> Detections:
@@ -197,3 +210,96 @@ def test_refinements_can_carry_patches_instead_of_the_frame() -> None:
     assert request.patches is not None and request.patches.shape == (1, 48, 48, 3)
     x1, y1, x2, y2 = request.boxes[0]
     assert x2 - x1 == pytest.approx(y2 - y1)  # the squares the patches were cut from
+
+
+def test_frames_between_full_scans_get_coarse_scans_that_measure_the_tracks() -> None:
+    runner = tracking_runner(coarse_pixels_per_second=COARSE_PIXELS_PER_SECOND)
+    smallest = coarse_face_size((SIZE[1], SIZE[0]), COARSE_PIXELS_PER_SECOND / FPS)
+    assert smallest == 24  # 144x144 px for P-Net's first level on a 320x240 frame
+    kinds = []
+    for index in range(13):
+        request = runner.plan(moving(index))
+        assert isinstance(request, ScanRequest)
+        coarse = request.min_face_size is not None
+        kinds.append("coarse" if coarse else "full")
+        if coarse:
+            assert request.min_face_size == smallest
+            assert request.known is not None
+            assert np.allclose(request.known, runner.result(moving(index)).detections.boxes, atol=1e-3)
+        else:
+            assert request.known is None and request.coarse == {}
+        runner.absorb(moving(index), answer(request, faces((100, 80, 160, 150))))
+    assert [i for i, kind in enumerate(kinds) if kind == "full"] == [0, 6, 12]
+    assert runner.full_scans == 3 and runner.coarse_scans == 10 and runner.refinements == 0
+
+
+def test_a_new_face_found_by_a_coarse_scan_is_shown_on_that_frame() -> None:
+    runner = tracking_runner(coarse_pixels_per_second=COARSE_PIXELS_PER_SECOND)
+    first = runner.plan(moving(0))
+    assert first is not None
+    runner.absorb(moving(0), answer(first, Detections.empty()))
+    empty = runner.plan(moving(1))  # no track yet: still looked at, for new faces
+    assert isinstance(empty, ScanRequest) and empty.known is not None and empty.known.shape == (0, 4)
+    runner.absorb(moving(1), answer(empty, Detections.empty()))
+    entering = runner.plan(moving(2))
+    assert isinstance(entering, ScanRequest) and entering.min_face_size is not None
+    runner.absorb(moving(2), answer(entering, faces((0, 80, 50, 150))))
+    shown = runner.result(moving(2)).detections
+    assert shown.boxes.tolist() == [[0, 80, 50, 150]]
+
+
+def test_coarse_scans_only_where_the_picture_moved_away_from_the_tracks() -> None:
+    runner = tracking_runner(coarse_pixels_per_second=COARSE_PIXELS_PER_SECOND)
+    face = (100, 80, 160, 150)
+    first = runner.plan(frame(0))
+    assert first is not None
+    runner.absorb(frame(0), answer(first, faces(face)))
+    still = runner.plan(frame(1))  # nothing changed: no face can have come in
+    assert isinstance(still, RefineRequest)
+    runner.absorb(frame(1), answer(still, faces(face)))
+    nodding = frame(2)
+    nodding.image[90:140, 110:150] = 250  # motion on the tracked face only
+    near = runner.plan(nodding)
+    assert isinstance(near, RefineRequest)
+    runner.absorb(nodding, answer(near, faces(face)))
+    away = runner.plan(moving(3))  # motion elsewhere: look there for a new face
+    assert isinstance(away, ScanRequest) and away.min_face_size is not None
+    assert runner.refinements == 2 and runner.coarse_scans == 0
+
+
+@pytest.mark.parametrize(
+    ("shape", "fps", "size"),
+    [
+        ((270, 480), 12.0, 19),  # below the cascade's 20 px: the whole pyramid, every face
+        ((360, 640), 30.0, 40),
+        ((720, 1280), 30.0, 80),
+        ((720, 1280), 15.0, 57),
+        ((1080, 1920), 30.0, 120),
+        ((14, 4000), 30.0, None),  # not even one pyramid level fits: refinements instead
+    ],
+)
+def test_coarse_scans_look_for_the_faces_a_pixel_budget_per_second_allows(
+    shape: tuple[int, int], fps: float, size: int | None
+) -> None:
+    assert coarse_face_size(shape, COARSE_PIXELS_PER_SECOND / fps) == size
+    runner = CameraRunner(
+        "door",
+        fps,
+        RunnerSettings(tracking=True, adaptive=False, coarse_pixels_per_second=COARSE_PIXELS_PER_SECOND),
+    )
+    image = np.full((*shape, 3), 90, np.uint8)
+    first = runner.plan(Frame(0, 0.0, 0.0, image))
+    assert first is not None
+    runner.absorb(Frame(0, 0.0, 0.0, image), answer(first, faces((0, 0, 1, 1))))
+    changed = image.copy()
+    changed[:, -max(shape[1] // 8, 1) :] = 190  # a strip at the far edge changed (no scene cut)
+    second = runner.plan(Frame(1, 1 / fps, 0.0, changed))
+    if size is None:
+        assert isinstance(second, RefineRequest)
+    else:
+        assert isinstance(second, ScanRequest) and second.min_face_size == size
+
+
+def test_a_bad_coarse_budget_is_refused() -> None:
+    with pytest.raises(ValueError, match="coarse_pixels_per_second must be > 0"):
+        RunnerSettings(tracking=True, coarse_pixels_per_second=0)

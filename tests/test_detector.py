@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from livefaces import KEYPOINT_NAMES, MTCNN, Detections, WeightsError
+from livefaces.boxes import iou
 from livefaces.detector import as_rgb, pyramid_scales
 from livefaces.networks import SHIPPED_SHA256, load_npz, shipped_weights_dir
 from tests.conftest import shared_data
@@ -260,3 +261,41 @@ def test_installed_package_finds_its_weights_from_any_folder(tmp_path: Path) -> 
     location, files = json.loads(done.stdout.splitlines()[-1])
     assert not Path(location).is_relative_to(tmp_path)
     assert {"pnet.npz", "rnet.npz", "onet.npz", "LICENSE-mtcnn.txt", "README.md"} <= set(files)
+
+
+def test_a_coarse_scan_finds_large_faces_only(detector: MTCNN, astronaut: np.ndarray) -> None:
+    full = detector.detect(astronaut)
+    large = full.select(full.boxes[:, 2] - full.boxes[:, 0] >= 60)  # the astronaut's face, ~90 px
+    assert len(large) == 1 and len(full) > len(large)  # and a small face-like patch on the badge
+    coarse = detector.detect_batch([astronaut], min_face_size=60)[0]
+    assert len(coarse) == 1
+    assert iou(coarse.boxes, large.boxes)[0, 0] > 0.8
+    assert len(detector.detect_batch([astronaut], min_face_size=200)[0]) == 0
+
+
+def test_known_faces_are_measured_once_along_with_new_ones(detector: MTCNN, astronaut: np.ndarray) -> None:
+    full = detector.detect(astronaut)
+    face = full.boxes[int(np.argmax(full.scores))]
+    moved = face + np.array([6, -4, 6, -4], np.float32)
+    background = np.array([400, 400, 480, 480], np.float32)
+    known = np.stack([moved, background])
+    found = detector.detect_batch([astronaut], min_face_size=60, known=[known])[0]
+    assert len(found) == 1  # the face, known and found again, given once; the background rejected
+    assert iou(found.boxes, face[None])[0, 0] > 0.8
+    # Above every face size the pyramid has no level: the known face is still measured, as refine
+    only_known = detector.detect_batch([astronaut], min_face_size=1000, known=[known])[0]
+    refined = detector.refine(astronaut, known)
+    assert len(only_known) == len(refined) == 1
+    np.testing.assert_allclose(only_known.boxes, refined.boxes, atol=1e-3)
+    with pytest.raises(ValueError, match="one known array per image"):
+        detector.detect_batch([astronaut, astronaut], known=[known])
+
+
+def test_scans_with_known_faces_send_r_net_the_best_new_candidates_of_each_image() -> None:
+    from livefaces.detector import NEW_CANDIDATES, _best_new
+
+    owners = np.array([0] * 20 + [1] * 3 + [0] * 2)  # best first within each image
+    candidates = np.arange(len(owners), dtype=np.float64)[:, None].repeat(4, axis=1)
+    kept, kept_owners = _best_new(candidates, owners)
+    assert kept[:, 0].tolist() == [*range(NEW_CANDIDATES), 20, 21, 22]
+    assert kept_owners.tolist() == [0] * NEW_CANDIDATES + [1] * 3

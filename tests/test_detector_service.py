@@ -63,8 +63,10 @@ class FakeDetector:
             raise RuntimeError(message)
         return [self._face(image) for image in images]
 
-    def detect_batch(self, images: list[np.ndarray]) -> list[Detections]:
-        return self._run("scan", images)
+    def detect_batch(
+        self, images: list[np.ndarray], min_face_size: int | None = None, **known: object
+    ) -> list[Detections]:
+        return self._run("scan" if min_face_size is None else f"coarse {min_face_size}", images)
 
     def refine(self, image: np.ndarray, boxes: np.ndarray) -> Detections:
         return self._run("refine", [image])[0]
@@ -142,6 +144,21 @@ def test_refinements_from_many_cameras_match_single_calls(detector: MTCNN, astro
     assert all(reply.batch_size == (4 if one_call else 1) for reply in replies.values())
 
 
+def test_coarse_scans_from_many_cameras_match_single_calls(detector: MTCNN, astronaut: np.ndarray) -> None:
+    flipped = np.ascontiguousarray(astronaut[:, ::-1])
+    faces = [detector.detect(rgb) for rgb in (astronaut, flipped)]
+    known = [faces[0].boxes + 5.0, np.zeros((0, 4))]  # one camera tracks its face, one does not yet
+    service = DetectorService(detector)
+    for seq, (camera, rgb, boxes) in enumerate(zip("ab", (astronaut, flipped), known)):
+        service.submit(ScanRequest(camera, seq, rgb, min_face_size=60, known=boxes))
+    replies = service.serve_once(timeout=0)
+    assert [(reply.camera, reply.batch_size) for reply in replies] == [("a", 2), ("b", 2)]
+    for reply, rgb, boxes in zip(replies, (astronaut, flipped), known):
+        single = detector.detect_batch([rgb], min_face_size=60, known=[boxes])[0]
+        assert reply.error is None and len(reply.detections) == len(single) == 1
+        np.testing.assert_allclose(reply.detections.boxes, single.boxes, atol=1e-3)
+
+
 # Batching, fairness and bounded collection, with a fake detector on a fake clock.
 
 
@@ -157,6 +174,27 @@ def test_one_call_for_the_scans_and_one_for_the_refinements() -> None:
         ("C", "scan", 2),
         ("B", "refine", 1),
     ]
+
+
+def test_coarse_scans_share_a_call_per_face_size_apart_from_full_scans() -> None:
+    service, _, detector = make_service("ABCD")
+    known = np.array([[0, 0, 10, 10]])
+    service.submit(ScanRequest("A", 0, image(1), min_face_size=54, known=known))
+    service.submit(scan("B", 0, 2))
+    service.submit(ScanRequest("C", 0, image(3), min_face_size=54, known=np.zeros((0, 4))))
+    service.submit(ScanRequest("D", 0, image(4), min_face_size=27, known=known))
+    replies = service.serve_once()
+    assert detector.calls == [("coarse 54", [1, 3]), ("scan", [2]), ("coarse 27", [4])]
+    assert [(r.camera, r.kind, r.batch_size) for r in replies] == [
+        ("A", "scan", 2),
+        ("C", "scan", 2),
+        ("B", "scan", 1),
+        ("D", "scan", 1),
+    ]
+    coarse = pickle.loads(pickle.dumps(ScanRequest("A", 0, image(1), min_face_size=54, known=known)))
+    assert coarse.min_face_size == 54 and coarse.known.tolist() == known.tolist()
+    with pytest.raises(ValueError, match="known must have shape"):
+        ScanRequest("A", 0, image(1), min_face_size=54, known=np.zeros((2, 3)))
 
 
 def test_without_refine_batch_each_refinement_is_its_own_call() -> None:

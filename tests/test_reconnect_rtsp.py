@@ -231,7 +231,8 @@ def test_a_camera_that_never_answers_is_retried_without_growing_threads(server, 
             source, NoFaces(), [], RunnerSettings(live=True), stop=stop, reconnect=reconnect, report=report
         )
     assert summary.ended_by == "stop" and summary.error is None and summary.frames == 0
-    assert len(lines) == attempts
+    # The session's stop reaches the camera's reader a moment later: one more attempt may start.
+    assert attempts <= len(lines) <= attempts + 1, lines
     assert all(f"rtsp://***@127.0.0.1:{port}/x" in line and reason in line for line in lines), lines
     # From the third attempt on (the camera's other threads may still be starting at the first):
     assert len(set(python_threads[2:])) == 1 and max(python_threads) == python_threads[-1], python_threads

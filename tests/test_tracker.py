@@ -105,6 +105,18 @@ def test_smoothing_damps_jitter_on_a_still_face() -> None:
     assert smooth_steps < 0.75 * raw_steps
 
 
+def test_a_face_that_moved_is_followed_at_once_and_jitter_still_damped() -> None:
+    for follow, expected_x in ((0.1, 120.0), (None, 108.0)):  # 20 px on an 80 px box: 25 % > 10 %
+        tracker = Tracker(TrackerSettings(smoothing=0.4, follow=follow))
+        tracker.update(faces(box_at(100, 100, 80.0)), 0.0)
+        moved = tracker.update(faces(box_at(120, 100, 80.0)), 0.1)
+        assert moved.boxes[0][0] == pytest.approx(expected_x)
+    tracker = Tracker(TrackerSettings(smoothing=0.4, follow=0.1))
+    tracker.update(faces(box_at(100, 100, 80.0)), 0.0)
+    jittered = tracker.update(faces(box_at(102, 100, 80.0)), 0.1)  # 2.5 %: a quarter of the way
+    assert jittered.boxes[0][0] == pytest.approx(100 + 2 * (0.4 + 0.6 * 0.25))
+
+
 def test_an_old_measurement_changes_nothing() -> None:
     tracker = Tracker()
     tracker.update(faces(box_at(0, 0)), 1.0)
@@ -119,6 +131,7 @@ def test_an_old_measurement_changes_nothing() -> None:
         {"match_iou": 0.0},
         {"smoothing": 1.5},
         {"velocity_gain": -0.1},
+        {"follow": 0.0},
         {"max_missed_seconds": -1},
         {"tentative_missed_seconds": -0.1},
         {"confirm_hits": 0},

@@ -10,6 +10,7 @@ from livefaces.boxes import iou
 from livefaces.demo import DemoScene
 from livefaces.detections import Detections
 from livefaces.frames import Frame
+from livefaces.runtime.camera_runner import COARSE_PIXELS_PER_SECOND
 from livefaces.scheduler import ScanScheduler, SchedulerSettings
 from livefaces.tracking import TrackingDetector
 
@@ -160,7 +161,7 @@ def test_track_ids_are_stable_on_the_demo_clip(detector: MTCNN) -> None:
                 ids_of_face.setdefault(face, set()).add(int(tracks.track_ids[best]))
     assert set(ids_of_face) == {0, 1, 2}, ids_of_face
     assert all(len(ids) == 1 for ids in ids_of_face.values()), ids_of_face
-    assert tracking.full_scans == 25 and tracking.refinements == 125
+    assert tracking.full_scans == 25 and tracking.coarse_scans + tracking.refinements == 125
 
 
 def test_a_scene_cut_gets_a_full_scan_at_once() -> None:
@@ -169,3 +170,48 @@ def test_a_scene_cut_gets_a_full_scan_at_once() -> None:
     dark, bright = np.zeros((240, 320, 3), np.uint8), np.full((240, 320, 3), 200, np.uint8)
     scans = [tracking.process(Frame(i, i / 30, 0.0, dark if i < 10 else bright))[1] for i in range(14)]
     assert np.flatnonzero(scans).tolist() == [0, 6, 10]
+
+
+def entering_clip(astronaut: np.ndarray, frames: int = 34) -> list[np.ndarray]:
+    """The astronaut's head sliding in from the right edge of a grey 640x360 frame, 10 px a frame
+    (BGR, as a camera gives frames)."""
+    head = np.ascontiguousarray(astronaut[40:260, 120:320, ::-1])
+    clip = []
+    for index in range(frames):
+        canvas = np.full((360, 640, 3), 110, np.uint8)
+        x = 640 - 10 * index
+        visible = min(head.shape[1], 640 - x)
+        if visible > 0:
+            canvas[60 : 60 + head.shape[0], x : x + visible] = head[:, :visible]
+        clip.append(canvas)
+    return clip
+
+
+def frames_missed(
+    detector: MTCNN, clip: list[np.ndarray], coarse_pixels_per_second: int | None
+) -> tuple[list[int], list[int]]:
+    """The frames where exact mode finds a face with confidence >= 0.95, and those where tracking
+    does not show it (IoU < 0.5)."""
+    tracking = TrackingDetector(
+        detector, FiveScansASecond(30.0), coarse_pixels_per_second=coarse_pixels_per_second
+    )
+    confident, missed = [], []
+    for index, image in enumerate(clip):
+        exact = detector.detect(image[:, :, ::-1])
+        tracks, _ = tracking.process(Frame(index, index / 30, 0.0, image))
+        for box in exact.boxes[exact.scores >= 0.95]:
+            confident.append(index)
+            if not len(tracks) or iou(box[None], tracks.boxes).max() < 0.5:
+                missed.append(index)
+    return confident, missed
+
+
+def test_a_face_entering_from_the_edge_is_shown_from_its_first_frame(
+    detector: MTCNN, astronaut: np.ndarray
+) -> None:
+    clip = entering_clip(astronaut)
+    confident, missed = frames_missed(detector, clip, COARSE_PIXELS_PER_SECOND)
+    assert len(confident) >= 15 and missed == []
+    # Refinements alone between full scans leave it unseen until the next full scan.
+    _, late = frames_missed(detector, clip, None)
+    assert late and late[0] == confident[0]

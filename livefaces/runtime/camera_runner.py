@@ -3,7 +3,8 @@
 `CameraRunner` is plain computation owned by one thread (no locks, no threads, no I/O):
 
 - `plan(frame)` decides whether the detector has work for this frame: a full scan (the whole
-  cascade, to find new faces), a refinement (O-Net alone on the boxes the tracks predict), or
+  cascade, to find new faces), a coarse scan (the coarse pyramid levels, for new large faces, with
+  O-Net measuring the boxes the tracks predict), a refinement (O-Net alone on those boxes), or
   nothing. It returns a plain request for the shared detector service, or None.
 - `absorb(frame, reply)` folds the detector's answer back: into the tracker (tracking mode) or as
   the current detections (exact mode), and turns track births and ends into events.
@@ -11,8 +12,11 @@
   newest detections (exact), with the events raised since the last result.
 
 Modes. Tracking (`tracking=True`): full scans at the cadence `ScanScheduler` affords from the
-measured costs (and at once after a scene cut), refinements on the frames between. Exact: a full
-scan of every frame, or of every `detect_every`-th frame with the result reused in between.
+measured costs (and at once after a scene cut), and on the frames between either coarse scans
+(with `coarse_pixels_per_second`, when the picture moved away from the tracked faces: a large
+face is found on the frame it enters, a small one at the next full scan) or refinements.
+Exact: a full scan of every frame, or of every `detect_every`-th frame with the result reused
+in between.
 
 The same runner serves the threaded runtime (through `DetectorService`), the synchronous
 `TrackingDetector` of the library, and later a Ray actor: one implementation of the policy.
@@ -20,6 +24,7 @@ The same runner serves the threaded runtime (through `DetectorService`), the syn
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +33,7 @@ import cv2
 import numpy as np
 
 from livefaces import boxes as bx
-from livefaces.cascade import Settings
+from livefaces.cascade import PNET_CELL, Settings
 from livefaces.detections import Detections
 from livefaces.events import Event, track_events
 from livefaces.frames import Frame, FrameResult
@@ -38,6 +43,9 @@ from livefaces.tracker import TrackedFaces, Tracker, TrackSnapshot
 
 CUT_THUMBNAIL = (32, 18)
 CUT_THRESHOLD = 25.0  # mean absolute grey-level change of the thumbnail that marks a scene cut
+MOTION_THRESHOLD = 8  # grey-level change of a thumbnail cell that counts as motion there
+# A coarse scan's P-Net first level per second of video: 144x144 px per frame at 30 fps.
+COARSE_PIXELS_PER_SECOND = 30 * 144 * 144
 
 
 class DetectorFailed(Exception):
@@ -62,6 +70,15 @@ class RunnerSettings:
     patches: refinements hand the detector 48x48 patches cut here instead of the whole frame
         (the detector needs `refine_patches`, as `livefaces.MTCNN` has): less to copy and one
         O-Net call for the patches of every camera, whatever their frame sizes.
+    coarse_pixels_per_second: tracking: a frame between full scans on which the picture moved
+        away from the tracked faces gets a coarse scan (the tracks measured in the same call)
+        whose pyramid stops where P-Net's first level would exceed this budget divided by the
+        frame rate, so its cost per second of video is bounded whatever the size and rate: it
+        looks for faces of at least 12 * sqrt(frame pixels * fps / coarse_pixels_per_second).
+        With `COARSE_PIXELS_PER_SECOND` (the app's) that is 80 px at 1280x720 30 fps, 40 px at
+        640x360 30 fps, and every face (the whole pyramid) at 480x270 12 fps. None: refinements
+        alone between full scans (new faces wait for the next full scan). The detector needs
+        `detect_batch(..., min_face_size=, known=)`, as `livefaces.MTCNN` has.
     """
 
     tracking: bool = False
@@ -73,8 +90,12 @@ class RunnerSettings:
     budget: float = 0.8
     cascade: Settings | None = None
     patches: bool = False
+    coarse_pixels_per_second: float | None = None
 
     def __post_init__(self) -> None:
+        budget = self.coarse_pixels_per_second
+        if budget is not None and not budget > 0:
+            raise ValueError(f"coarse_pixels_per_second must be > 0, got {budget}")
         if self.detect_every is not None and self.detect_every < 1:
             raise ValueError(f"detect_every must be >= 1, got {self.detect_every}")
         if self.detect_width is not None and self.detect_width < 48:
@@ -112,7 +133,7 @@ class CameraRunner:
         self.tracker = tracker if tracker is not None else Tracker()
         scheduler_settings = SchedulerSettings(adaptive=self.settings.adaptive, budget=self.settings.budget)
         self.scheduler = scheduler if scheduler is not None else ScanScheduler(fps, scheduler_settings)
-        self.full_scans = self.refinements = 0
+        self.full_scans = self.coarse_scans = self.refinements = 0
         self._wall_clock = wall_clock
         self._asked: dict[int, _Asked] = {}
         self._snapshot = TrackSnapshot.empty()
@@ -122,6 +143,7 @@ class CameraRunner:
         self._scanned_time: float | None = None
         self._events: list[Event] = []
         self._thumbnail: np.ndarray | None = None
+        self._change: np.ndarray | None = None  # per thumbnail cell, grey-level change since the last frame
 
     @property
     def cadence(self) -> str:
@@ -137,6 +159,9 @@ class CameraRunner:
         if cut or self.scheduler.wants_full_scan(frame.timestamp):
             return self._scan(frame)
         expected = self._snapshot.at(frame.timestamp).boxes
+        smallest = self._coarse_face_size(frame.image.shape)
+        if smallest is not None and self._moved_elsewhere(frame.image.shape, expected):
+            return self._coarse_scan(frame, smallest, expected)
         if not len(expected):
             return None
         self._asked[frame.index] = _Asked("refine", (1.0, 1.0))
@@ -165,8 +190,9 @@ class CameraRunner:
             self.full_scans += 1
             self._scanned_time = max(frame.timestamp, self._scanned_time or frame.timestamp)
             self.scheduler.scanned(frame.timestamp, cost, reply.wait_seconds)
-        else:
-            self.refinements += 1
+        else:  # a coarse scan stands in for a refinement: its cost is the cost between full scans
+            self.coarse_scans += asked.kind == "coarse"
+            self.refinements += asked.kind == "refine"
             self.scheduler.refined(cost, reply.wait_seconds)
         self._measured_index = frame.index
         if not self.settings.tracking:
@@ -206,6 +232,18 @@ class CameraRunner:
         self._asked[frame.index] = _Asked("scan", factors)
         return ScanRequest(self.camera, frame.index, rgb, self.settings.live, self.settings.cascade)
 
+    def _coarse_face_size(self, shape: tuple[int, ...]) -> int | None:
+        budget = self.settings.coarse_pixels_per_second
+        return None if budget is None else coarse_face_size(shape, budget / self.scheduler.fps)
+
+    def _coarse_scan(self, frame: Frame, smallest: int, expected: np.ndarray) -> ScanRequest:
+        """The coarse levels of the pyramid on the whole frame, and the tracks' boxes measured."""
+        rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
+        self._asked[frame.index] = _Asked("coarse", (1.0, 1.0))
+        known = expected.astype(np.float64)
+        live, cascade = self.settings.live, self.settings.cascade
+        return ScanRequest(self.camera, frame.index, rgb, live, cascade, smallest, known)
+
     def _scene_cut(self, image: np.ndarray) -> bool:
         """Whether the picture changed wholesale since the last frame (a cut: old tracks are void)."""
         # Sampled to 4x the thumbnail first: a twentieth of the cost of converting the whole frame.
@@ -214,7 +252,34 @@ class CameraRunner:
         grey = cv2.cvtColor(sampled, cv2.COLOR_BGR2GRAY)
         small = cv2.resize(grey, CUT_THUMBNAIL, interpolation=cv2.INTER_AREA).astype(np.int16)
         previous, self._thumbnail = self._thumbnail, small
-        return previous is not None and float(np.abs(small - previous).mean()) > CUT_THRESHOLD
+        self._change = None if previous is None else np.abs(small - previous)
+        return self._change is not None and float(self._change.mean()) > CUT_THRESHOLD
+
+    def _moved_elsewhere(self, shape: tuple[int, ...], tracked: np.ndarray) -> bool:
+        """Whether the picture changed since the last frame anywhere but around the tracked faces:
+        where nothing moved, no face can have entered (a face turning towards the camera in place
+        waits for the next full scan)."""
+        if self._change is None:
+            return True
+        height, width = shape[:2]
+        columns, rows = CUT_THUMBNAIL
+        moving = self._change > MOTION_THRESHOLD
+        for x1, y1, x2, y2 in tracked:
+            grow_x, grow_y = (x2 - x1) / 2, (y2 - y1) / 2  # the face's own motion blurs around it
+            left = max(int((x1 - grow_x) * columns / width), 0)
+            top = max(int((y1 - grow_y) * rows / height), 0)
+            right = int(np.ceil((x2 + grow_x) * columns / width))
+            bottom = int(np.ceil((y2 + grow_y) * rows / height))
+            moving[top:bottom, left:right] = False
+        return bool(moving.any())
+
+
+def coarse_face_size(shape: tuple[int, ...], pixels: float) -> int | None:
+    """The least face size a coarse scan of a frame of `shape` looks for, so that P-Net's first
+    level has at most `pixels` pixels; None when not even one pyramid level fits."""
+    height, width = shape[:2]
+    size = math.ceil(PNET_CELL * math.sqrt(height * width / pixels))
+    return size if size <= min(height, width) else None
 
 
 def shrink(image: np.ndarray, width: int | None) -> tuple[np.ndarray, tuple[float, float]]:

@@ -1,11 +1,12 @@
 """One detector serving every camera: requests from all cameras batched into few model calls.
 
 Cameras `submit` plain requests: a `ScanRequest` (the full cascade on an RGB image the camera
-already downscaled) or a `RefineRequest` (O-Net alone on given boxes). `serve_once` collects what
-is pending and answers it with as few detector calls as possible: every full scan in ONE
-`detect_batch` call (the detector shares network calls between images of equal size), every
-refinement in one `refine_batch` call when the detector has one, else one `refine` per request.
-Each camera reads its replies from its own `Mailbox`.
+already downscaled, or a coarse scan: only the large faces, with the known ones measured too) or
+a `RefineRequest` (O-Net alone on given boxes). `serve_once` collects what is pending and answers
+it with as few detector calls as possible: every full scan in ONE `detect_batch` call (the
+detector shares network calls between images of equal size), the coarse scans that look for the
+same least face size in one more, every refinement in one `refine_batch` call when the detector
+has one, else one `refine` per request. Each camera reads its replies from its own `Mailbox`.
 
 Collection is bounded: a batch runs as soon as every connected camera has something pending, or
 the batch is full, or the oldest pending request has waited `collect_seconds`; so a slow, quiet or
@@ -55,7 +56,12 @@ def _check_image(image: Any) -> None:
 @dataclass(frozen=True, eq=False)
 class ScanRequest:
     """A full scan of `image_rgb` for frame `seq` of `camera`. live: a newer live scan from the same
-    camera replaces this one while it is still pending (False for files: every frame counts)."""
+    camera replaces this one while it is still pending (False for files: every frame counts).
+
+    A coarse scan sets `min_face_size` (only faces at least that large: the cheap coarse pyramid
+    levels) and may give `known` boxes (N, 4) that O-Net measures in the same call, as a
+    refinement would: a tracker's faces measured and new large faces found on one frame.
+    """
 
     kind: ClassVar[str] = "scan"
     camera: str
@@ -63,9 +69,28 @@ class ScanRequest:
     image_rgb: np.ndarray
     live: bool = True
     settings: Settings | None = None  # this camera's cascade settings; None: the detector's own
+    min_face_size: int | None = None
+    known: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         _check_image(self.image_rgb)
+        if self.known is not None:
+            known = np.asarray(self.known, np.float64)
+            if known.size == 0:
+                known = known.reshape(0, 4)
+            if known.ndim != 2 or known.shape[1] != 4:
+                raise ValueError(f"known must have shape (N, 4), got {known.shape}")
+            object.__setattr__(self, "known", known)
+
+    @property
+    def coarse(self) -> dict[str, Any]:
+        """The detector's keyword arguments for a coarse scan ({} for a full scan)."""
+        extra: dict[str, Any] = {}
+        if self.min_face_size is not None:
+            extra["min_face_size"] = self.min_face_size
+        if self.known is not None:
+            extra["known"] = [self.known]
+        return extra
 
 
 @dataclass(frozen=True, eq=False)
@@ -421,6 +446,10 @@ class DetectorService:
     def _scan(self, requests: list[Any]) -> list[Detections]:
         images = [request.image_rgb for request in requests]
         settings = requests[0].settings
+        coarse = requests[0].min_face_size
+        if coarse is not None or any(request.known is not None for request in requests):
+            known = [request.known for request in requests]
+            return self.detector.detect_batch(images, settings=settings, min_face_size=coarse, known=known)
         if settings is not None:
             return self.detector.detect_batch(images, settings=settings)
         if hasattr(self.detector, "detect_batch"):
@@ -479,10 +508,10 @@ def answer_now(detector: Any, request: Request, clock: Clock = time.perf_counter
     (the library's synchronous `TrackingDetector`). Detector errors propagate."""
     extra = {} if request.settings is None else {"settings": request.settings}
     start = clock()
-    if isinstance(request, ScanRequest) and not extra:
+    if isinstance(request, ScanRequest) and not extra and not request.coarse:
         found = detector.detect(request.image_rgb)
     elif isinstance(request, ScanRequest):
-        found = detector.detect_batch([request.image_rgb], **extra)[0]
+        found = detector.detect_batch([request.image_rgb], **extra, **request.coarse)[0]
     elif request.patches is not None:
         found = detector.refine_patches([request.patches], [request.boxes], **extra)[0]
     else:
@@ -494,10 +523,12 @@ def answer_now(detector: Any, request: Request, clock: Clock = time.perf_counter
 
 
 def _by_settings(batch: list[_Pending]) -> list[list[_Pending]]:
-    """The batch split by cascade settings (requests of one group can share detector calls)."""
-    groups: dict[Settings | None, list[_Pending]] = {}
+    """The batch split by cascade settings and, for scans, by the least face size looked for
+    (requests of one group can share detector calls)."""
+    groups: dict[tuple[Settings | None, int | None], list[_Pending]] = {}
     for pending in batch:
-        groups.setdefault(pending.request.settings, []).append(pending)
+        key = (pending.request.settings, getattr(pending.request, "min_face_size", None))
+        groups.setdefault(key, []).append(pending)
     return list(groups.values())
 
 
