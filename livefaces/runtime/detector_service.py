@@ -53,6 +53,16 @@ def _check_image(image: Any) -> None:
         raise ValueError(f"image_rgb must be a uint8 HxWx3 RGB array, got {dtype} with shape {shape}")
 
 
+def _box_array(value: Any, name: str) -> np.ndarray:
+    """`value` as float64 boxes of shape (N, 4) (an empty value as (0, 4)); ValueError naming `name`."""
+    boxes = np.asarray(value, np.float64)
+    if boxes.size == 0:
+        boxes = boxes.reshape(0, 4)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"{name} must have shape (N, 4), got {boxes.shape}")
+    return boxes
+
+
 @dataclass(frozen=True, eq=False)
 class ScanRequest:
     """A full scan of `image_rgb` for frame `seq` of `camera`. live: a newer live scan from the same
@@ -75,12 +85,7 @@ class ScanRequest:
     def __post_init__(self) -> None:
         _check_image(self.image_rgb)
         if self.known is not None:
-            known = np.asarray(self.known, np.float64)
-            if known.size == 0:
-                known = known.reshape(0, 4)
-            if known.ndim != 2 or known.shape[1] != 4:
-                raise ValueError(f"known must have shape (N, 4), got {known.shape}")
-            object.__setattr__(self, "known", known)
+            object.__setattr__(self, "known", _box_array(self.known, "known"))
 
     @property
     def coarse(self) -> dict[str, Any]:
@@ -113,11 +118,7 @@ class RefineRequest:
             raise ValueError("a refinement needs image_rgb or patches (exactly one of them)")
         if self.image_rgb is not None:
             _check_image(self.image_rgb)
-        boxes = np.asarray(self.boxes, np.float64)
-        if boxes.size == 0:
-            boxes = boxes.reshape(0, 4)
-        if boxes.ndim != 2 or boxes.shape[1] != 4:
-            raise ValueError(f"boxes must have shape (N, 4), got {boxes.shape}")
+        boxes = _box_array(self.boxes, "boxes")
         object.__setattr__(self, "boxes", boxes)
         if self.patches is not None and self.patches.shape != (len(boxes), 48, 48, 3):
             raise ValueError(f"patches must have shape ({len(boxes)}, 48, 48, 3), got {self.patches.shape}")
