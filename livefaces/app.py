@@ -198,7 +198,9 @@ def _check_folder(folder: Path, what: str) -> None:
         raise BadInput(f"{folder}: cannot write {what} there, permission denied")
 
 
-def _runner_settings(camera: OpenCamera, cameras: int) -> RunnerSettings:
+def _runner_settings(camera: OpenCamera, cameras: int, every_frame: bool = True) -> RunnerSettings:
+    """The camera's detection policy; `every_frame`: an output shows or keeps the faces of every
+    frame (see `_every_frame_shown`), so new faces are looked for between full scans too."""
     from livefaces.cascade import Settings
 
     options, info = camera.spec.options, camera.info
@@ -213,7 +215,21 @@ def _runner_settings(camera: OpenCamera, cameras: int) -> RunnerSettings:
         budget=TRACKING_BUDGET / cameras,
         cascade=Settings(min_face_size=options.min_face_size, thresholds=options.thresholds),
         patches=True,
-        coarse_pixels_per_second=COARSE_PIXELS_PER_SECOND,
+        coarse_pixels_per_second=COARSE_PIXELS_PER_SECOND if every_frame or info.live else None,
+    )
+
+
+def _every_frame_shown(config: RunConfig, name: str, board: TileBoard | None) -> bool:
+    """Whether an output of the camera shows or keeps the faces of every frame: the window, a
+    video or images, JSON Lines, masks. Only then are coarse scans worth their cost (about half
+    the detector's time on a moving scene): they find a new large face on the frame it enters,
+    where a full scan finds it up to 0.2 s later. Face crops, events and snapshots of a file keep
+    a best shot per track over seconds, which that delay does not change."""
+    return (
+        board is not None
+        or config.output_for(name) is not None
+        or bool(config.json_for(name))
+        or config.mask_settings() is not None
     )
 
 
@@ -418,7 +434,9 @@ def _setup(
         sinks.append(observer.sink())
     return CameraSetup(
         camera.source,
-        CameraRunner(name, camera.info.fps, _runner_settings(camera, count)),
+        CameraRunner(
+            name, camera.info.fps, _runner_settings(camera, count, _every_frame_shown(config, name, board))
+        ),
         sinks,
         CameraLimits(config.max_frames, config.duration),
         camera.frames,

@@ -12,9 +12,10 @@ from pathlib import Path
 import cv2
 import pytest
 
-from livefaces.app import wants_tracking
+from livefaces.app import _every_frame_shown, wants_tracking
 from livefaces.cli import main
 from livefaces.demo import DemoScene
+from livefaces.options import parse_command_line
 from tests.conftest import shared_data
 from tests.videos import read_back, write_video
 
@@ -26,6 +27,24 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
 
 def json_lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.parametrize(
+    ("outputs", "shown"),
+    [
+        (["--save-faces", "crops"], False),
+        (["--save-faces", "crops", "--events", "events.jsonl", "--snapshots", "snaps"], False),
+        (["--save-faces", "crops", "--json", "faces.jsonl"], True),
+        (["--output", "out.mp4"], True),
+        (["--save-faces", "crops", "--anonymize", "blur"], True),
+    ],
+)
+def test_coarse_scans_run_only_for_outputs_that_show_every_frame(outputs: list[str], shown: bool) -> None:
+    """Face crops, events and snapshots keep a best shot per track over seconds: the detector
+    time of coarse scans (a new face found on its first frame, not 0.2 s later) is spent only
+    when a window, a video, per-frame JSON or masks show every frame."""
+    config = parse_command_line(["--source", "clip.mp4", "--realtime", "--no-display", *outputs])
+    assert _every_frame_shown(config, config.cameras[0].name, board=None) is shown
 
 
 def test_file_to_mp4_keeps_every_frame_timing_and_audio(
