@@ -7,6 +7,8 @@ wall clock for the events.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -265,6 +267,22 @@ def test_coarse_scans_only_where_the_picture_moved_away_from_the_tracks() -> Non
     away = runner.plan(moving(3))  # motion elsewhere: look there for a new face
     assert isinstance(away, ScanRequest) and away.min_face_size is not None
     assert runner.refinements == 2 and runner.coarse_scans == 0
+
+
+def test_a_saturated_shared_detector_gets_refinements_instead_of_coarse_scans() -> None:
+    """When this camera's requests queue behind other cameras' for more than a frame, the
+    optional coarse scans (three refinements' cost) give way; they come back when waits drop."""
+    runner = tracking_runner(coarse_pixels_per_second=COARSE_PIXELS_PER_SECOND)
+    face = faces((100, 80, 160, 150))
+    kinds = []
+    for index, waited in enumerate([0.0, 0.2, 0.2, 0.2, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]):
+        request = runner.plan(moving(index))
+        assert request is not None
+        kinds.append("coarse" if getattr(request, "min_face_size", None) else request.kind)
+        runner.absorb(moving(index), replace(answer(request, face), wait_seconds=waited))
+    assert kinds[0] == "scan" and kinds[1] == "coarse"
+    assert kinds[2:5] == ["refine"] * 3  # queued: 0.2 s > a frame (1/30 s)
+    assert kinds[5] == "refine" and "coarse" in kinds[6:]  # waits smoothed back below a frame
 
 
 @pytest.mark.parametrize(
