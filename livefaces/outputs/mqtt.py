@@ -7,8 +7,8 @@ Topics (PREFIX defaults to `livefaces`):
   connection's last will, so a crash or a kill says `offline` too).
 - `PREFIX/events`: every event as the JSON of `Event.to_dict` (not retained), with its snapshot
   paths when `--snapshots` writes them; URLs in it are redacted.
-- `PREFIX/<camera>/status`: `online` while the camera gives frames, `offline` when its stream is
-  down or it has ended (retained).
+- `PREFIX/<camera>/status`: `online` while the camera gives frames, `offline` before its first
+  frame, while its stream is down and after it has ended (retained).
 - `PREFIX/<camera>/faces`: the number of confirmed faces in view, on change (retained).
 - `PREFIX/<camera>/snapshot`: JPEG bytes: the face when it appears, its best shot when it leaves
   (retained): the very files `--snapshots` wrote when it did, else this output's own crops.
@@ -301,6 +301,7 @@ class MqttSink:
         self._last: FrameResult | None = None
         self._best = BestShots()
         self.events = self.snapshots = 0
+        self._say_status(OFFLINE)  # until its first frame: a camera down at start-up says so
 
     def write(self, result: FrameResult, image: np.ndarray | None) -> None:
         self._last = result
