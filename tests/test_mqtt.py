@@ -7,12 +7,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
-from livefaces.events import FaceAppeared, StreamDown
+from livefaces.detections import Detections
+from livefaces.events import FaceAppeared, FaceLeft, StreamDown
+from livefaces.frames import Frame, FrameResult
 from livefaces.options import ConfigError, parse_command_line
 from livefaces.outputs.mqtt import Message, MqttPublisher, _json
 from livefaces.outputs.mqtt_url import MqttTarget, parse_mqtt_url
+from livefaces.tracker import TrackedFaces
 from tests.mqtt_broker import Broker, Subscriber, free_port, wait_until
 
 SECRET = "s3cr3t-pa55"
@@ -212,3 +217,86 @@ def test_a_face_event_keeps_its_snapshot_path_in_the_json(tmp_path: Path) -> Non
     )  # fmt: skip
     payload = json.loads(_json(appeared))
     assert payload["snapshots"] == [str(tmp_path / "door_track3_face.jpg")] and payload["track_id"] == 3
+
+
+def frame_result(camera: str, index: int, boxes: list[tuple[float, ...]], ids: list[int],
+                 confirmed: list[bool], image: np.ndarray) -> FrameResult:  # fmt: skip
+    n = len(boxes)
+    detections = Detections(
+        np.array(boxes, np.float32).reshape(n, 4),
+        np.full(n, 0.99, np.float32),
+        np.zeros((n, 5, 2), np.float32),
+        np.array(ids, np.int64),
+    )
+    faces = TrackedFaces(detections, np.array(confirmed, bool), np.ones(n, bool))
+    return FrameResult(camera, Frame(index, index / 10, 0.0, image), faces, fresh=True)
+
+
+def test_each_camera_says_its_state_faces_and_snapshots_on_its_own_topics(tmp_path: Path) -> None:
+    """Two cameras' outputs on one publisher: status offline until the first frame, faces on
+    change (confirmed tracks only), a face's crop when it appears and its best shot when it
+    leaves (no --snapshots: the output crops them itself), offline when the stream drops."""
+    broker = Broker(tmp_path).start()
+    watcher = Subscriber(broker.port, "s/#")
+    lines = Lines()
+    sender = publisher(broker.url("s"), lines)
+    door, yard = sender.sink("door"), sender.sink("yard")
+    sender.start()
+    try:
+        watcher.wait_for(
+            lambda m: m.topic == "s/door/status" and m.text == "offline", "door offline at first"
+        )
+        image = np.zeros((120, 160, 3), np.uint8)
+        image[20:60, 30:70] = 200
+        for index, confirmed in enumerate([[False], [True], [True]]):
+            door.write(frame_result("door", index, [(30, 20, 70, 60)], [4], confirmed, image), None)
+        yard.write(frame_result("yard", 0, [], [], [], image), None)
+        box = (30.0, 20.0, 70.0, 60.0)
+        appeared = FaceAppeared(
+            camera="door", source_time=0.1, wall_time=0.0, track_id=4, box=box, confidence=0.99
+        )
+        door.on_events([appeared])
+        watcher.wait_for(lambda m: m.topic == "s/door/faces" and m.text == "1", "door: 1 face")
+        face = watcher.wait_for(lambda m: m.topic == "s/door/snapshot", "the face's crop").payload
+        decoded = cv2.imdecode(np.frombuffer(face, np.uint8), cv2.IMREAD_COLOR)
+        assert decoded.shape == (64, 64, 3)  # the 40 x 40 box with a 30 % margin on every side
+        watcher.wait_for(lambda m: m.topic == "s/yard/status" and m.text == "online", "yard online")
+        watcher.wait_for(lambda m: m.topic == "s/yard/faces" and m.text == "0", "yard: no face")
+        seen = len(watcher.messages)
+        down = StreamDown(camera="door", source_time=0.3, wall_time=0.0, reason="stall", attempt=1)
+        door.on_events([down])
+        watcher.wait_for(
+            lambda m: m.topic == "s/door/status" and m.text == "offline", "door down", after=seen
+        )
+        watcher.wait_for(
+            lambda m: m.topic == "s/door/faces" and m.text == "0", "no face while down", after=seen
+        )
+        left = FaceLeft(camera="door", source_time=0.3, wall_time=0.0, track_id=4, seconds_in_view=0.2,
+                        best_confidence=0.99, reason="stream_down")  # fmt: skip
+        door.on_events([left])
+        watcher.wait_for(lambda m: m.topic == "s/door/snapshot", "the best shot", after=seen)
+        kinds = [json.loads(m.payload)["event"] for m in watcher.on("s/events")]
+        assert kinds[:1] == ["face_appeared"]
+        watcher.wait_for(lambda m: m.topic == "s/events" and b"face_left" in m.payload, "face_left")
+        # retained topics: the latest value wins, so a "0" quickly replaced by "1" may never be sent
+        assert [m.text for m in watcher.on("s/door/faces")][-2:] == ["1", "0"]
+        door.close()
+        yard.close()
+    finally:
+        sender.stop()
+        watcher.close()
+        broker.kill()
+    assert not lines.warnings
+
+
+def test_a_refused_login_is_one_warning_without_the_password(tmp_path: Path) -> None:
+    broker = Broker(tmp_path, users={"ha": SECRET}).start()
+    lines = Lines()
+    sender = publisher(broker.url("x", "ha:wrong-password@"), lines).start()
+    try:
+        wait_until(lambda: lines.warnings, 30, "the warning")
+    finally:
+        sender.stop()
+        broker.kill()
+    assert "refused the connection" in lines.warnings[0] and "wrong-password" not in " ".join(lines.warnings)
+    assert sender.published == 0
