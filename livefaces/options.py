@@ -30,7 +30,8 @@ keys, written before the first `[[cameras]]`, apply to the run and to every came
 `[[cameras]]` table holds `name` (optional), `url` (a camera index, URL, file, folder or `demo`)
 or `url_env` (the name of an environment variable holding the URL) or `url_file` (a file whose
 first line is the URL, e.g. a systemd or Docker secret), so credentials stay out of the config
-file and of argv, and any per-camera key. Relative paths in the file (`output`, `json`, a
+file and of argv, and any per-camera key. `mqtt_env` and `mqtt_file` (`--mqtt-env`, `--mqtt-file`)
+do the same for the broker's URL, `mqtt`. Relative paths in the file (`output`, `json`, a
 file or folder as `url`) are taken from the file's folder. Unknown keys are errors (with a
 suggestion); every error is one line naming the file, the key (cameras counted from 0) and the
 problem::
