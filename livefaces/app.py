@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from livefaces.observe.metrics import SessionMetrics
     from livefaces.outputs.anonymize import MaskSettings
     from livefaces.outputs.events import EventLog
+    from livefaces.outputs.mqtt import MqttPublisher
     from livefaces.outputs.retention import Retention
     from livefaces.tiles import TileBoard
 
@@ -235,7 +236,7 @@ def _every_frame_shown(config: RunConfig, name: str, board: TileBoard | None) ->
 
 class SharedOutputs:
     """What several cameras' outputs share: the event logs (one per path; `reopen_event_logs` is
-    for SIGHUP) and the snapshot folder's retention."""
+    for SIGHUP), the snapshot folder's retention and the MQTT publisher (started by `run_session`)."""
 
     def __init__(self, config: RunConfig) -> None:
         from livefaces.outputs.retention import Retention
@@ -244,6 +245,7 @@ class SharedOutputs:
         self.retention: Retention | None = None
         if config.snapshots and (config.keep_days is not None or config.max_disk is not None):
             self.retention = Retention(config.snapshots, config.keep_days, config.max_disk)
+        self.mqtt = _mqtt_publisher(config)
 
     def event_log(self, path: str) -> EventLog:
         from livefaces.outputs.events import EventLog
@@ -291,7 +293,18 @@ def _sinks(
         sinks.append(EventsSink(shared.event_log(events)))
     if config.save_faces:
         sinks.append(_face_crops(config, name, info))
+    if shared.mqtt is not None:  # after the snapshots: its events carry their paths
+        sinks.append(shared.mqtt.sink(name))
     return sinks
+
+
+def _mqtt_publisher(config: RunConfig) -> MqttPublisher | None:
+    """`--mqtt`'s publisher, not yet connected (`run_session` starts and stops it)."""
+    if config.mqtt is None:
+        return None
+    from livefaces.outputs.mqtt import MqttPublisher
+
+    return MqttPublisher(config.mqtt)
 
 
 def _mask_settings(config: RunConfig, info: SourceInfo) -> MaskSettings | None:
@@ -392,9 +405,12 @@ def run_session(
     watcher = StatusWatcher(session.status, StateLog()).start()
     if reporter is not None:
         reporter.start()
+    mqtt = shared.mqtt.start() if shared.mqtt is not None else None
     try:
         summary = session.run(stop, abort, pump=window.pump if window is not None else None)
     finally:
+        if mqtt is not None:  # after every camera's outputs closed: their last states are queued
+            mqtt.stop()
         if reporter is not None:
             reporter.stop()
         watcher.stop()

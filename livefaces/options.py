@@ -30,7 +30,8 @@ keys, written before the first `[[cameras]]`, apply to the run and to every came
 `[[cameras]]` table holds `name` (optional), `url` (a camera index, URL, file, folder or `demo`)
 or `url_env` (the name of an environment variable holding the URL) or `url_file` (a file whose
 first line is the URL, e.g. a systemd or Docker secret), so credentials stay out of the config
-file and of argv, and any per-camera key. Relative paths in the file (`output`, `json`, a
+file and of argv, and any per-camera key. `mqtt_env` and `mqtt_file` (`--mqtt-env`, `--mqtt-file`)
+do the same for the broker's URL, `mqtt`. Relative paths in the file (`output`, `json`, a
 file or folder as `url`) are taken from the file's folder. Unknown keys are errors (with a
 suggestion); every error is one line naming the file, the key (cameras counted from 0) and the
 problem::
@@ -65,11 +66,14 @@ from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from livefaces.outputs.mqtt_url import FORM as MQTT_FORM
+from livefaces.outputs.mqtt_url import parse_mqtt_url
 from livefaces.redact import redact_url
 
 if TYPE_CHECKING:
     from livefaces.capture import CaptureSettings
     from livefaces.outputs.anonymize import MaskSettings
+    from livefaces.outputs.mqtt_url import MqttTarget
     from livefaces.sources.reconnect import ReconnectSettings
 
 DEFAULT_SOURCE = "demo"
@@ -289,6 +293,19 @@ class Address(Kind):
             return self.from_text(value)
         except ValueError:
             raise self.problem("an address holding '@'" if "@" in value else _show(value)) from None
+
+
+@dataclass(frozen=True)
+class MqttUrl(Kind):
+    """A broker address, `livefaces.outputs.mqtt_url`'s form; its messages never show the password."""
+
+    def describe(self) -> str:
+        return MQTT_FORM
+
+    def check(self, value: Any) -> MqttTarget:
+        if not isinstance(value, str):
+            raise self.problem(_show(value))
+        return parse_mqtt_url(value)
 
 
 @dataclass(frozen=True)
@@ -606,6 +623,21 @@ class RunConfig:
         None, Text(), "also log state changes and the report to this file (reopened on SIGHUP)",
         metavar="FILE",
     )  # fmt: skip
+    mqtt: MqttTarget | None = option(  # noqa: RUF009 (a frozen dataclass, as immutable as a tuple)
+        None,
+        MqttUrl(),
+        "publish events, camera states, faces in view and snapshots to this MQTT broker under "
+        "PREFIX/ (a password here is visible to other users: prefer --mqtt-env or --mqtt-file)",
+        metavar="URL",
+    )
+    mqtt_env: str | None = option(
+        None, Text(), "--mqtt's URL from this environment variable (keeps a password out of argv)",
+        metavar="VAR",
+    )  # fmt: skip
+    mqtt_file: str | None = option(
+        None, Text(), "--mqtt's URL from the first line of this file (e.g. a systemd or Docker secret)",
+        metavar="FILE",
+    )  # fmt: skip
     config_path: Path | None = None
 
     def mask_settings(self) -> MaskSettings | None:
@@ -764,8 +796,52 @@ def parse_command_line(argv: Sequence[str] | None, environ: Mapping[str, str] | 
     for name in _PATH_KEYS:
         _check_pattern(per_run[name], several=len(specs) > 1)
     _check_pattern(per_run["events"], several=False)
+    _resolve_mqtt(per_run, os.environ if environ is None else environ)
     values = {name: setting.value for name, setting in per_run.items()}
     return RunConfig(cameras=specs, config_path=config_path, **values)
+
+
+def _resolve_mqtt(per_run: dict[str, Setting], environ: Mapping[str, str]) -> None:
+    """`mqtt` set from whichever of `mqtt`, `mqtt_env`, `mqtt_file` was given at the most specific
+    level (two at one level are refused); the variable or file is read only when it is the one."""
+    keys = ("mqtt", "mqtt_env", "mqtt_file")
+    given = [(key, per_run[key]) for key in keys if per_run[key].level != Level.DEFAULT]
+    if not given:
+        return
+    top = max(setting.level for _, setting in given)
+    chosen = [(key, setting) for key, setting in given if setting.level == top]
+    if len(chosen) > 1:
+        origins = " and ".join(setting.origin for _, setting in chosen)
+        raise ConfigError(f"{origins}: give only one of --mqtt, --mqtt-env, --mqtt-file")
+    key, setting = chosen[0]
+    if key == "mqtt":
+        return
+    if key == "mqtt_env":
+        text = environ.get(setting.value)
+        if text is None or not text.strip():
+            state = "is not set" if text is None else "is empty"
+            raise ConfigError(f"{setting.origin}: environment variable {setting.value} {state}")
+    else:
+        text = _first_line(setting.value, setting.origin)
+    try:
+        per_run["mqtt"] = Setting(parse_mqtt_url(text), setting.level, setting.origin)
+    except ValueError as error:
+        raise ConfigError(f"{setting.origin} {setting.value}: {error}") from None
+
+
+def _first_line(path: str, origin: str) -> str:
+    """The first non-empty line of a secrets file; errors never show the file's text."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{origin}: {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else "not readable text"
+        raise ConfigError(f"{origin}: {path}: {reason}") from None
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    if not line:
+        raise ConfigError(f"{origin}: {path} is empty")
+    return line
 
 
 def _stack(table: tuple[Entry, ...], *layers: dict[str, Setting]) -> dict[str, Setting]:
@@ -957,7 +1033,7 @@ def _file_setting(entry: Entry, value: Any, path: Path, where: str, level: Level
         checked = entry.option.kind.check(value)
     except ValueError as error:
         raise ConfigError(f"{path}: {where}: {error}") from None
-    if entry.name in (*_PATH_KEYS, *_SHARED_PATH_KEYS, "log_file") and checked != "-":
+    if entry.name in (*_PATH_KEYS, *_SHARED_PATH_KEYS, "log_file", "mqtt_file") and checked != "-":
         checked = _beside(path, checked)
     return Setting(checked, level, f"{path}: {where}")
 

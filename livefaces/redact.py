@@ -60,3 +60,11 @@ def _redact_query(tail: str) -> str:
         return f"{pair.group('sep')}{name}={MASK}" if _SECRET_NAME.search(name) else pair.group(0)
 
     return re.sub(r"(?P<sep>[?&;#])(?P<name>[^=&;#]+)=(?P<value>[^&;#]*)", mask, tail)
+
+
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
+
+
+def redact_text(text: str) -> str:
+    """`text` with every URL in it redacted (`redact_url`), for messages that may quote one."""
+    return _URL_IN_TEXT.sub(lambda url: redact_url(url.group(0)), text)

@@ -507,6 +507,9 @@ def test_every_camera_option_is_a_config_key_and_a_field() -> None:
         "window_boxes",
         "metrics",
         "log_file",
+        "mqtt",
+        "mqtt_env",
+        "mqtt_file",
     }
 
 

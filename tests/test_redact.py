@@ -36,3 +36,10 @@ from livefaces.redact import redact_url
 )
 def test_credentials_and_secret_parameters_are_masked(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+def test_redact_text_masks_every_url_inside_a_message() -> None:
+    from livefaces.redact import redact_text
+
+    text = "rtsp://admin:p@ss@cam/x: refused; then http://cam2/v.mjpg?user=a&pwd=Secr3t worked"
+    assert redact_text(text) == "rtsp://***@cam/x: refused; then http://cam2/v.mjpg?user=a&pwd=*** worked"

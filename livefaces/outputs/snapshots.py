@@ -93,6 +93,52 @@ class _Best:
     image: np.ndarray
 
 
+class BestShots:
+    """Each open track's best face crop so far: the crop from the frame where its score was
+    highest (a measured face wins a tie). One small crop per track, never frames. A confirmed
+    track (`announce`d: its face_appeared was handed out) keeps its crop until `pop` at its end;
+    a tentative one is forgotten as soon as a frame no longer shows it (no face_left will come)."""
+
+    def __init__(self) -> None:
+        self._best: dict[int, _Best] = {}
+        self._announced: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self._best)
+
+    def update(self, result: FrameResult, image: np.ndarray) -> None:
+        """Keep the crops of `image` (the raw frame) that beat each track's best so far."""
+        faces = result.faces
+        ids = [int(i) for i in faces.track_ids]
+        for row, track_id in enumerate(ids):
+            if track_id < 0:
+                continue
+            score, measured = float(faces.scores[row]), bool(faces.measured[row])
+            best = self._best.get(track_id)
+            if best is not None and (score, measured) <= (best.score, best.measured):
+                continue
+            picture = crop(image, faces.boxes[row])
+            if picture is not None:
+                self._best[track_id] = _Best(score, measured, picture)
+        present = set(ids)
+        for track_id in [t for t in self._best if t not in present and t not in self._announced]:
+            del self._best[track_id]
+
+    def announce(self, track_id: int) -> None:
+        """The track is confirmed: keep its crop until its end, in or out of view."""
+        self._announced.add(track_id)
+
+    def pop(self, track_id: int) -> np.ndarray | None:
+        """The track ended: its best crop (None if none was kept), forgotten here."""
+        self._announced.discard(track_id)
+        best = self._best.pop(track_id, None)
+        return None if best is None else best.image
+
+    def clear(self) -> None:
+        self._best.clear()
+        self._announced.clear()
+
+
 class SnapshotSink:
     """One camera's snapshots under `root`; returns its events with the paths filled in."""
 
@@ -115,7 +161,7 @@ class SnapshotSink:
         self.last_error: str | None = None
         self._result: FrameResult | None = None
         self._image: np.ndarray | None = None
-        self._best: dict[int, _Best] = {}  # per open track (tentative ones included)
+        self._best = BestShots()  # per open track (tentative ones included)
         self._started: dict[int, float] = {}  # announced tracks: their face_appeared wall time
 
     @property
@@ -127,7 +173,7 @@ class SnapshotSink:
         if image is None:
             raise ValueError("the snapshot output needs the raw image")
         self._result, self._image = result, image
-        self._keep_best(result, image)
+        self._best.update(result, image)
         if self.retention is not None:
             self.retention.maybe_sweep()
 
@@ -150,24 +196,6 @@ class SnapshotSink:
             text += f"; {swept}"
         return text
 
-    def _keep_best(self, result: FrameResult, image: np.ndarray) -> None:
-        """Keep each track's best crop so far; forget tentative tracks that are gone."""
-        faces = result.faces
-        ids = [int(i) for i in faces.track_ids]
-        for row, track_id in enumerate(ids):
-            if track_id < 0:
-                continue
-            score, measured = float(faces.scores[row]), bool(faces.measured[row])
-            best = self._best.get(track_id)
-            if best is not None and (score, measured) <= (best.score, best.measured):
-                continue
-            picture = crop(image, faces.boxes[row])
-            if picture is not None:
-                self._best[track_id] = _Best(score, measured, picture)
-        present = set(ids)
-        for track_id in [t for t in self._best if t not in present and t not in self._started]:
-            del self._best[track_id]  # a tentative track dropped: no face_left will come
-
     def _snap(self, event: Event) -> Event:
         if isinstance(event, FaceAppeared):
             return self._appeared(event)
@@ -177,6 +205,7 @@ class SnapshotSink:
 
     def _appeared(self, event: FaceAppeared) -> FaceAppeared:
         self._started[event.track_id] = event.wall_time
+        self._best.announce(event.track_id)
         result, image = self._result, self._image
         if result is None or image is None:
             return event
@@ -188,10 +217,10 @@ class SnapshotSink:
 
     def _left(self, event: FaceLeft) -> FaceLeft:
         started = self._started.pop(event.track_id, event.wall_time - event.seconds_in_view)
-        best = self._best.pop(event.track_id, None)
+        best = self._best.pop(event.track_id)
         if best is None:
             return event
-        paths = self._save(event.track_id, started, [("best", best.image)])
+        paths = self._save(event.track_id, started, [("best", best)])
         return dataclasses.replace(event, snapshots=(*event.snapshots, *paths)) if paths else event
 
     def _save(self, track_id: int, started: float, pictures: list[tuple[str, np.ndarray]]) -> tuple[str, ...]:
