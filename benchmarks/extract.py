@@ -1,7 +1,7 @@
 """Face extraction figures: photos per second on a folder of a few thousand photos, the same
 folder resumed with nothing left to do, and frames per second extracting faces from 720p videos.
 
-    python benchmarks/extract.py [--copies 100] [--peer-photos 52]
+    python benchmarks/extract.py [--copies 100] [--peer-photos 52] [--parts photos,videos]
 
 1. Photos: every image of ../shared/data/images (26), symlinked `--copies` times into a temporary
    folder (100 copies: 2600 files in 100 sub-folders), through the app as a user runs it:
@@ -239,6 +239,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, default=100, help="copies of the shared photos (default 100)")
     parser.add_argument("--peer-photos", type=int, default=52, help="files the detect_faces loops run on")
+    parser.add_argument(
+        "--parts", default="photos,videos", help="which figures: photos, videos or both (default both)"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--files", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -250,8 +253,11 @@ def main() -> None:
     console = Console(width=130)
     work = Path(tempfile.mkdtemp(prefix="livefaces-extract-"))
     try:
-        photos(console, work, args.copies, args.peer_photos)
-        videos(console, work)
+        parts = set(args.parts.split(","))
+        if "photos" in parts:
+            photos(console, work, args.copies, args.peer_photos)
+        if "videos" in parts:
+            videos(console, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
