@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from livefaces.outputs.events import EventLog
     from livefaces.outputs.mqtt import MqttPublisher
     from livefaces.outputs.retention import Retention
+    from livefaces.outputs.web.live import EventStore, LiveFrames
+    from livefaces.outputs.web.server import WebServer
     from livefaces.tiles import TileBoard
 
 PHOTO_QUEUE = 2  # photos may be 50 MB decoded each: the decoding pool already reads ahead
@@ -236,7 +238,8 @@ def _every_frame_shown(config: RunConfig, name: str, board: TileBoard | None) ->
 
 class SharedOutputs:
     """What several cameras' outputs share: the event logs (one per path; `reopen_event_logs` is
-    for SIGHUP), the snapshot folder's retention and the MQTT publisher (started by `run_session`)."""
+    for SIGHUP), the snapshot folder's retention, the MQTT publisher (started by `run_session`)
+    and what the web view shows (its frames and events, served by `run_session`)."""
 
     def __init__(self, config: RunConfig) -> None:
         from livefaces.outputs.retention import Retention
@@ -246,6 +249,13 @@ class SharedOutputs:
         if config.snapshots and (config.keep_days is not None or config.max_disk is not None):
             self.retention = Retention(config.snapshots, config.keep_days, config.max_disk)
         self.mqtt = _mqtt_publisher(config)
+        self.web_frames: LiveFrames | None = None
+        self.web_events: EventStore | None = None
+        if config.http is not None:
+            from livefaces.outputs.web.live import EventStore, LiveFrames
+
+            self.web_frames = LiveFrames([camera.name for camera in config.cameras])
+            self.web_events = EventStore()
 
     def event_log(self, path: str) -> EventLog:
         from livefaces.outputs.events import EventLog
@@ -295,6 +305,10 @@ def _sinks(
         sinks.append(_face_crops(config, name, info))
     if shared.mqtt is not None:  # after the snapshots: its events carry their paths
         sinks.append(shared.mqtt.sink(name))
+    if shared.web_frames is not None and shared.web_events is not None:
+        from livefaces.outputs.web.live import WebSink
+
+        sinks.append(anonymized(WebSink(shared.web_frames, shared.web_events, name), masks, lag=False))
     return sinks
 
 
@@ -374,17 +388,20 @@ def run_session(
     from livefaces.runtime.threaded import Session
     from livefaces.tiles import TileBoard
 
-    metrics = None
+    metrics = web = None
     try:
         metrics = _serve_metrics(config)
+        shared = shared or SharedOutputs(config)
+        web = _serve_web(config, shared, metrics)
         show = config.display and display_available()
         if config.display and not show:
             log().info("livefaces: no display available, running headless (--no-display)")
         detector, device = _detector(config, cameras)
         board = TileBoard([camera.spec.name for camera in cameras]) if show else None
-        shared = shared or SharedOutputs(config)
         setups = [_setup(config, camera, board, len(cameras), shared, metrics) for camera in cameras]
     except BaseException:
+        if web is not None:
+            web.stop()
         if metrics is not None:
             metrics.stop()
         for camera in cameras:
@@ -397,6 +414,8 @@ def run_session(
     session = Session(setups, detector, device, report=report)
     if metrics is not None:
         metrics.collector.attach(session.status)
+    if web is not None:
+        web.attach(session.status, session.service)
     window = None
     if board is not None:
         title = f"livefaces - {cameras[0].info.name}" if len(cameras) == 1 else "livefaces"
@@ -416,6 +435,8 @@ def run_session(
         watcher.stop()
         if window is not None:
             window.close()
+        if web is not None:
+            web.stop()
         if metrics is not None:
             metrics.stop()
     return SessionOutcome(summary, tuple(cameras))
@@ -464,14 +485,17 @@ def _setup(
 
 
 def _serve_metrics(config: RunConfig) -> SessionMetrics | None:
-    """The session's metrics, served at `--metrics` (BadInput when that address cannot be bound)."""
-    if config.metrics is None:
+    """The session's metrics, served at `--metrics` (BadInput when that address cannot be bound);
+    kept unserved for the web view's `/metrics` when only `--http` asks for them."""
+    if config.metrics is None and config.http is None:
         return None
     from livefaces.observe.logs import log
     from livefaces.observe.metrics import SessionMetrics, is_loopback
 
-    host, port = config.metrics
     metrics = SessionMetrics()
+    if config.metrics is None:
+        return metrics
+    host, port = config.metrics
     try:
         endpoint = metrics.serve(host, port)
     except OSError as error:
@@ -484,3 +508,30 @@ def _serve_metrics(config: RunConfig) -> SessionMetrics | None:
             "who reaches it reads camera names and counts"
         )
     return metrics
+
+
+def _serve_web(config: RunConfig, shared: SharedOutputs, metrics: SessionMetrics | None) -> WebServer | None:
+    """The web view, bound at `--http` (BadInput when that address cannot be bound), with a warning
+    line when it is reachable beyond this machine without a token."""
+    if config.http is None or shared.web_frames is None or shared.web_events is None:
+        return None
+    from livefaces.observe.logs import log
+    from livefaces.observe.metrics import is_loopback
+    from livefaces.outputs.web.server import WebServer
+
+    token = config.http_token.text if config.http_token is not None else None
+    registry = metrics.registry if metrics is not None else None
+    web = WebServer(shared.web_frames, shared.web_events, registry, token)
+    host, port = config.http
+    try:
+        endpoint = web.start(host, port)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise BadInput(f"--http {host}:{port}: cannot serve the web view there: {reason}") from None
+    log().info(f"livefaces: web view at {endpoint.url()}")
+    if not is_loopback(host) and token is None:
+        log().warning(
+            f"livefaces: warning: the web view is served beyond this machine ({endpoint.url()}) without "
+            "--http-token: anyone who reaches it sees the cameras and their events"
+        )
+    return web

@@ -31,8 +31,9 @@ keys, written before the first `[[cameras]]`, apply to the run and to every came
 or `url_env` (the name of an environment variable holding the URL) or `url_file` (a file whose
 first line is the URL, e.g. a systemd or Docker secret), so credentials stay out of the config
 file and of argv, and any per-camera key. `mqtt_env` and `mqtt_file` (`--mqtt-env`, `--mqtt-file`)
-do the same for the broker's URL, `mqtt`. Relative paths in the file (`output`, `json`, a
-file or folder as `url`) are taken from the file's folder. Unknown keys are errors (with a
+do the same for the broker's URL, `mqtt`, and `http_token_env`, `http_token_file` for
+`http_token`. Relative paths in the file (`output`, `json`, a file or folder as `url`) are taken
+from the file's folder. Unknown keys are errors (with a
 suggestion); every error is one line naming the file, the key (cameras counted from 0) and the
 problem::
 
@@ -306,6 +307,30 @@ class MqttUrl(Kind):
         if not isinstance(value, str):
             raise self.problem(_show(value))
         return parse_mqtt_url(value)
+
+
+@dataclass(frozen=True)
+class HttpToken:
+    """A bearer token for `--http`; its text stays out of `repr` and every message."""
+
+    text: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Token(Kind):
+    """A secret of at least 16 printable characters with no spaces; never shown in a message."""
+
+    def describe(self) -> str:
+        return "a token of at least 16 printable characters, no spaces"
+
+    def check(self, value: Any) -> HttpToken:
+        if not isinstance(value, str):
+            raise self.problem(_show(value))
+        if len(value) < 16:
+            raise self.problem("a string of under 16 characters")
+        if not value.isprintable() or " " in value:
+            raise self.problem("a string holding spaces or unprintable characters")
+        return HttpToken(value)
 
 
 @dataclass(frozen=True)
@@ -638,6 +663,27 @@ class RunConfig:
         None, Text(), "--mqtt's URL from the first line of this file (e.g. a systemd or Docker secret)",
         metavar="FILE",
     )  # fmt: skip
+    http: tuple[str, int] | None = option(
+        None,
+        Address(),
+        "serve the web view, the JSON API and POST /api/detect at http://HOST:PORT/ (a PORT alone: "
+        "on 127.0.0.1)",
+        metavar="[HOST:]PORT",
+    )
+    http_token: HttpToken | None = option(  # noqa: RUF009 (a frozen dataclass, as immutable as a tuple)
+        None,
+        Token(),
+        "--http: every route but /healthz needs 'Authorization: Bearer TOKEN' (visible to other users "
+        "here: prefer --http-token-env or --http-token-file)",
+        metavar="TOKEN",
+    )
+    http_token_env: str | None = option(
+        None, Text(), "--http-token from this environment variable (keeps it out of argv)", metavar="VAR"
+    )
+    http_token_file: str | None = option(
+        None, Text(), "--http-token from the first line of this file (e.g. a systemd or Docker secret)",
+        metavar="FILE",
+    )  # fmt: skip
     config_path: Path | None = None
 
     def mask_settings(self) -> MaskSettings | None:
@@ -796,15 +842,26 @@ def parse_command_line(argv: Sequence[str] | None, environ: Mapping[str, str] | 
     for name in _PATH_KEYS:
         _check_pattern(per_run[name], several=len(specs) > 1)
     _check_pattern(per_run["events"], several=False)
-    _resolve_mqtt(per_run, os.environ if environ is None else environ)
+    environ = os.environ if environ is None else environ
+    _resolve_secret(per_run, ("mqtt", "mqtt_env", "mqtt_file"), parse_mqtt_url, environ)
+    _resolve_secret(per_run, ("http_token", "http_token_env", "http_token_file"), _token, environ)
     values = {name: setting.value for name, setting in per_run.items()}
     return RunConfig(cameras=specs, config_path=config_path, **values)
 
 
-def _resolve_mqtt(per_run: dict[str, Setting], environ: Mapping[str, str]) -> None:
-    """`mqtt` set from whichever of `mqtt`, `mqtt_env`, `mqtt_file` was given at the most specific
-    level (two at one level are refused); the variable or file is read only when it is the one."""
-    keys = ("mqtt", "mqtt_env", "mqtt_file")
+def _token(text: str) -> HttpToken:
+    return Token().check(text)
+
+
+def _resolve_secret(
+    per_run: dict[str, Setting],
+    keys: tuple[str, str, str],
+    parse: Callable[[str], Any],
+    environ: Mapping[str, str],
+) -> None:
+    """A secret's setting (`keys`: the value, its _env and _file forms, as `mqtt`) from whichever
+    was given at the most specific level (two at one level are refused); the variable or file is
+    read only when it is the one, and parsed with `parse` (whose errors never show the secret)."""
     given = [(key, per_run[key]) for key in keys if per_run[key].level != Level.DEFAULT]
     if not given:
         return
@@ -812,11 +869,12 @@ def _resolve_mqtt(per_run: dict[str, Setting], environ: Mapping[str, str]) -> No
     chosen = [(key, setting) for key, setting in given if setting.level == top]
     if len(chosen) > 1:
         origins = " and ".join(setting.origin for _, setting in chosen)
-        raise ConfigError(f"{origins}: give only one of --mqtt, --mqtt-env, --mqtt-file")
+        flags = ", ".join("--" + key.replace("_", "-") for key in keys)
+        raise ConfigError(f"{origins}: give only one of {flags}")
     key, setting = chosen[0]
-    if key == "mqtt":
+    if key == keys[0]:
         return
-    if key == "mqtt_env":
+    if key == keys[1]:
         text = environ.get(setting.value)
         if text is None or not text.strip():
             state = "is not set" if text is None else "is empty"
@@ -824,7 +882,7 @@ def _resolve_mqtt(per_run: dict[str, Setting], environ: Mapping[str, str]) -> No
     else:
         text = _first_line(setting.value, setting.origin)
     try:
-        per_run["mqtt"] = Setting(parse_mqtt_url(text), setting.level, setting.origin)
+        per_run[keys[0]] = Setting(parse(text.strip()), setting.level, setting.origin)
     except ValueError as error:
         raise ConfigError(f"{setting.origin} {setting.value}: {error}") from None
 
@@ -1033,7 +1091,10 @@ def _file_setting(entry: Entry, value: Any, path: Path, where: str, level: Level
         checked = entry.option.kind.check(value)
     except ValueError as error:
         raise ConfigError(f"{path}: {where}: {error}") from None
-    if entry.name in (*_PATH_KEYS, *_SHARED_PATH_KEYS, "log_file", "mqtt_file") and checked != "-":
+    if (
+        entry.name in (*_PATH_KEYS, *_SHARED_PATH_KEYS, "log_file", "mqtt_file", "http_token_file")
+        and checked != "-"
+    ):
         checked = _beside(path, checked)
     return Setting(checked, level, f"{path}: {where}")
 

@@ -8,6 +8,7 @@ an unescaped `@` in the password) and the query string (`video.mjpg?user=admin&p
 from __future__ import annotations
 
 import re
+from typing import Any
 
 MASK = "***"
 # A parameter is secret when its name contains one of these words...
@@ -68,3 +69,14 @@ _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
 def redact_text(text: str) -> str:
     """`text` with every URL in it redacted (`redact_url`), for messages that may quote one."""
     return _URL_IN_TEXT.sub(lambda url: redact_url(url.group(0)), text)
+
+
+def redact_values(value: Any) -> Any:
+    """A JSON-ready value (dicts, lists, strings, numbers) with every URL in its strings redacted."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, list):
+        return [redact_values(v) for v in value]
+    if isinstance(value, dict):
+        return {key: redact_values(v) for key, v in value.items()}
+    return value

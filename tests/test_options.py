@@ -510,6 +510,10 @@ def test_every_camera_option_is_a_config_key_and_a_field() -> None:
         "mqtt",
         "mqtt_env",
         "mqtt_file",
+        "http",
+        "http_token",
+        "http_token_env",
+        "http_token_file",
     }
 
 
@@ -552,3 +556,39 @@ def test_importing_options_loads_no_tensorflow_opencv_or_pyav() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+WEB_TOKEN = "s3cret-token-for-the-web-123"
+
+
+def test_http_binds_to_loopback_unless_told_and_its_token_has_three_forms(tmp_path: Path) -> None:
+    assert parse(["--http", "8080"]).http == ("127.0.0.1", 8080)
+    assert parse(["--http", "0.0.0.0:8080"]).http == ("0.0.0.0", 8080)
+    secret = tmp_path / "token"
+    secret.write_text(f"\n{WEB_TOKEN}\n")
+    given = [
+        parse(["--http-token", WEB_TOKEN]),
+        parse(["--http-token-env", "WEB"], {"WEB": WEB_TOKEN}),
+        parse(["--http-token-file", str(secret)]),
+    ]
+    for config in given:
+        assert config.http_token is not None and config.http_token.text == WEB_TOKEN
+        assert WEB_TOKEN not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "words"),
+    [
+        (["--http-token", "short"], {}, "under 16 characters"),
+        (["--http-token-env", "WEB"], {"WEB": "has spaces in it, too many"}, "spaces"),
+        (["--http-token-env", "WEB"], {}, "environment variable WEB is not set"),
+        (["--http-token", WEB_TOKEN, "--http-token-env", "WEB"], {"WEB": WEB_TOKEN}, "give only one of"),
+        (["--http", "host:port"], {}, "PORT or HOST:PORT"),
+    ],
+)
+def test_bad_http_settings_are_one_line_without_the_token(
+    argv: list[str], environ: dict[str, str], words: str
+) -> None:
+    with pytest.raises(ConfigError, match=words) as caught:
+        parse(argv, environ)
+    assert WEB_TOKEN not in str(caught.value) and "has spaces" not in str(caught.value)

@@ -40,8 +40,8 @@ import numpy as np
 from livefaces.events import Event, FaceAppeared, FaceLeft, StreamDown, StreamUp
 from livefaces.frames import FrameResult
 from livefaces.outputs.mqtt_url import MqttTarget
-from livefaces.outputs.snapshots import QUALITY, BestShots, crop, safe_name
-from livefaces.redact import redact_text
+from livefaces.outputs.snapshots import QUALITY, EventPictures, safe_name
+from livefaces.redact import redact_values
 
 ONLINE, OFFLINE = "online", "offline"
 QUEUE_LIMIT = 1000  # events kept while the broker is away; the oldest go first beyond that
@@ -298,16 +298,14 @@ class MqttSink:
         self.publisher = publisher
         self.camera = camera
         self._status = self._faces = None  # what was last said
-        self._last: FrameResult | None = None
-        self._best = BestShots()
+        self._pictures = EventPictures()
         self.events = self.snapshots = 0
         self._say_status(OFFLINE)  # until its first frame: a camera down at start-up says so
 
     def write(self, result: FrameResult, image: np.ndarray | None) -> None:
-        self._last = result
         self._say_status(ONLINE)
         self._say_faces(int(np.count_nonzero(result.faces.confirmed)))
-        self._best.update(result, result.frame.image)
+        self._pictures.update(result)
 
     def on_events(self, events: Sequence[Event]) -> None:
         for event in events:
@@ -324,8 +322,7 @@ class MqttSink:
     def close(self) -> None:
         self._say_faces(0)
         self._say_status(OFFLINE)
-        self._best.clear()
-        self._last = None
+        self._pictures.clear()
 
     def summary(self) -> None:
         """The publisher reports for every camera at the end."""
@@ -341,36 +338,12 @@ class MqttSink:
             self.publisher.put(Message(self.publisher.topic(self.camera, "faces"), str(count), retain=True))
 
     def _snapshot(self, event: FaceAppeared | FaceLeft) -> None:
-        """The file `--snapshots` wrote (the face, or the best shot at the end), else a crop."""
-        picture: Payload | None
-        if isinstance(event, FaceAppeared):
-            self._best.announce(event.track_id)
-            picture = Path(event.snapshots[0]) if event.snapshots else self._face_now(event.track_id)
-        else:
-            best = self._best.pop(event.track_id)
-            picture = Path(event.snapshots[-1]) if event.snapshots else best
+        picture = self._pictures.picture(event)
         if picture is not None:
             self.publisher.put(Message(self.publisher.topic(self.camera, "snapshot"), picture, retain=True))
             self.snapshots += 1
 
-    def _face_now(self, track_id: int) -> np.ndarray | None:
-        result = self._last
-        if result is None:
-            return None
-        rows = np.flatnonzero(result.faces.track_ids == track_id)
-        return crop(result.frame.image, result.faces.boxes[rows[0]]) if rows.size else None
-
 
 def _json(event: Event) -> str:
     """The event's JSON, with any URL in it redacted (a reason quoting a source's address)."""
-    return json.dumps(_redacted(event.to_dict()))
-
-
-def _redacted(value: Any) -> Any:
-    if isinstance(value, str):
-        return redact_text(value)
-    if isinstance(value, list):
-        return [_redacted(v) for v in value]
-    if isinstance(value, dict):
-        return {key: _redacted(v) for key, v in value.items()}
-    return value
+    return json.dumps(redact_values(event.to_dict()))

@@ -139,6 +139,39 @@ class BestShots:
         self._announced.clear()
 
 
+class EventPictures:
+    """The picture that goes with each face event, for outputs that send pictures (MQTT, the web
+    view): the file `--snapshots` wrote for it when it did (the face as it appeared, the best shot
+    as it left), else the output's own crop of the raw frame. `update` with every frame result."""
+
+    def __init__(self) -> None:
+        self._best = BestShots()
+        self._last: FrameResult | None = None
+
+    def update(self, result: FrameResult) -> None:
+        self._last = result
+        self._best.update(result, result.frame.image)
+
+    def picture(self, event: FaceAppeared | FaceLeft) -> Path | np.ndarray | None:
+        """The event's picture: a file's path, a BGR crop, or None when there is none."""
+        if isinstance(event, FaceAppeared):
+            self._best.announce(event.track_id)
+            return Path(event.snapshots[0]) if event.snapshots else self._face_now(event.track_id)
+        best = self._best.pop(event.track_id)
+        return Path(event.snapshots[-1]) if event.snapshots else best
+
+    def clear(self) -> None:
+        self._best.clear()
+        self._last = None
+
+    def _face_now(self, track_id: int) -> np.ndarray | None:
+        result = self._last
+        if result is None:
+            return None
+        rows = np.flatnonzero(result.faces.track_ids == track_id)
+        return crop(result.frame.image, result.faces.boxes[rows[0]]) if rows.size else None
+
+
 class SnapshotSink:
     """One camera's snapshots under `root`; returns its events with the paths filled in."""
 

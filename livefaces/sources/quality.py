@@ -20,13 +20,15 @@ MINUTE = 60.0
 @dataclass(frozen=True)
 class LinkQuality:
     """Over the last `seconds` (an hour, or since the camera started when that is shorter):
-    reconnections that succeeded, stalls, frames received, and the rate the source announced."""
+    reconnections that succeeded, stalls, frames received, and the rate the source announced;
+    `minutes`: the per-minute counts behind them, oldest first (the web view's history)."""
 
     seconds: float
     reconnects: int
     stalls: int
     frames: int
     expected_fps: float | None
+    minutes: tuple[tuple[int, int, int, int], ...] = ()  # (minutes ago, frames, reconnects, stalls)
 
     @property
     def fps(self) -> float | None:
@@ -64,8 +66,9 @@ class QualityWindow:
             frames = sum(counts[1] for counts in self._counts)
             reconnects = sum(counts[2] for counts in self._counts)
             stalls = sum(counts[3] for counts in self._counts)
+            minutes = tuple((current - n, f, r, st) for n, f, r, st in self._counts)
         seconds = now - max(self._start, window_start)
-        return LinkQuality(seconds, reconnects, stalls, frames, expected_fps)
+        return LinkQuality(seconds, reconnects, stalls, frames, expected_fps, minutes)
 
     def _add(self, frames: int, reconnects: int, stalls: int) -> None:
         with self._lock:

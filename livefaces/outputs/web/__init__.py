@@ -1,0 +1,1 @@
+"""The web view: live tiles, camera pages, the JSON API and `POST /api/detect` (`--http`)."""
