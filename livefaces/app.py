@@ -290,7 +290,8 @@ def _sinks(
     if output is not None and info.kind == "images":
         sinks.append(anonymized(ImageFolderSink(output, info.path), masks, lag=False))
     elif output is not None:
-        sinks.append(anonymized(_recorder(config, output, info), masks, lag=True))
+        live_fps = (info.fps or 30.0) if info.live else None
+        sinks.append(anonymized(_recorder(config, output, info), masks, lag=True, live_fps=live_fps))
     json_path = config.json_for(name)
     if json_path:
         sinks.append(JsonLinesSink(json_path))

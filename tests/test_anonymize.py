@@ -46,6 +46,8 @@ def result(
     ids: list[int] | None = None,
     measured: bool = True,
     fresh: bool = True,
+    scanned_until: float | None = None,
+    index: int | None = None,
 ) -> FrameResult:
     count = len(boxes)
     detections = Detections(
@@ -54,9 +56,9 @@ def result(
         np.zeros((count, 5, 2), np.float32),
         None if ids is None else np.array(ids, np.int64),
     )
-    frame = Frame(round(t * 30), t, 0.0, np.zeros((8, 8, 3), np.uint8))
+    frame = Frame(round(t * 30) if index is None else index, t, 0.0, np.zeros((8, 8, 3), np.uint8))
     faces = TrackedFaces(detections, np.ones(count, bool), np.full(count, measured))
-    return FrameResult("cam", frame, faces, fresh)
+    return FrameResult("cam", frame, faces, fresh, scanned_until=scanned_until)
 
 
 # Drawing.
@@ -165,6 +167,36 @@ def test_frames_before_the_detector_first_looked_are_masked_whole() -> None:
     ended = MaskTimeline(hold=0.5, delay=0.5)  # a stream that ends before any answer
     ended.push(result(0.0, [], fresh=False))
     assert [boxes for _, _, boxes in ended.flush()] == [None]
+
+
+def test_a_live_recording_masks_whole_the_frames_no_scan_reached() -> None:
+    """A live stream's burst passes on frames faster than the detector answers, then ends: the
+    frames after the last full scan are masked whole, those it reached get the faces' masks."""
+    live = MaskTimeline(hold=0.5, delay=0.5, live_fps=30.0)
+    file = MaskTimeline(hold=0.5, delay=0.5)  # a file's frames are each followed in order
+    for timeline in (live, file):
+        timeline.push(result(0.0, [[10, 10, 50, 50]], [0]))
+        for step in range(1, 6):  # no answer came for these
+            timeline.push(result(step / 100, [[10, 10, 50, 50]], [0], False, False, 0.0, index=step))
+    assert [boxes is None for _, _, boxes in live.flush()] == [False] + [True] * 5
+    assert all(boxes is not None and len(boxes) == 1 for _, _, boxes in file.flush())
+
+
+def test_a_live_recording_masks_whole_a_burst_between_two_scans() -> None:
+    """Sixty frames stamped 5 ms apart (a drained backlog) came between two full scans that saw
+    no face: two seconds of a 30 fps camera the detector did not look at. They are masked whole;
+    the frames of ordinary gaps (five frames) get their (no) masks, up to the last scan."""
+    timeline = MaskTimeline(hold=0.5, delay=0.5, live_fps=30.0)
+    times = [0.0] + [0.005 * k for k in range(1, 61)] + [0.3 + k / 30 for k in range(1, 41)]
+    released = []
+    for index, t in enumerate(times):
+        scanned = index == 0 or (index > 60 and index % 5 == 0)
+        frame_result = result(t, [], fresh=scanned, scanned_until=t if scanned else None, index=index)
+        released += timeline.push(frame_result)
+    released += timeline.flush()
+    whole = [r.frame.index for r, _, boxes in released if boxes is None]
+    last_scan = max(index for index in range(61, 101) if index % 5 == 0)
+    assert whole == [*range(1, 65), *range(last_scan + 1, 101)]  # the burst's gap ends at scan 65
 
 
 def test_an_anonymized_output_writes_every_frame_in_order_masked() -> None:

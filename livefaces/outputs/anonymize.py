@@ -44,6 +44,8 @@ TRAIL = 2.0  # tracked boxes are smoothed, so they trail a moving face: allow tw
 MAX_GROWTH = 1.0  # a mask grows by at most its face's size on each side (a stale track after a scene
 # cut, or a wild speed fit, would otherwise mask the whole picture)
 MAX_LAG = 1.5  # seconds a lagging output waits at most for the detector's scan of a frame
+MAX_SCAN_GAP = 1.0  # a live recording's frames between two full scans further apart than this many
+# seconds' worth of frames are masked whole
 BLUR_CELLS = 6  # a blurred face keeps about this many cells of detail across
 PIXEL_CELLS = 10  # a pixelated face is this many blocks across
 
@@ -223,12 +225,25 @@ class MaskTimeline:
     Until a result says it has (`fresh`, `scanned_until`), nothing is known about faces: a frame
     released then, or more than `hold` seconds before the first frame scanned, has `None` for
     its boxes: mask the whole frame.
+
+    A live camera's recording (`live_fps`: the source's frame rate) may get its frames in bursts
+    faster than the detector answers (a backlog drained after a stall, or the frames a server
+    buffered while TensorFlow loaded), stamped on arrival a few milliseconds apart: a face may
+    come and go between two full scans. So a lagging live frame is masked whole too when no full
+    scan reached it by its release (the end of a stream, or the detector `MAX_LAG` seconds
+    behind), and when more than `MAX_SCAN_GAP` seconds' worth of frames at `live_fps` came
+    between the two full scans around it: counted in frames, as the stamps of a burst are
+    squeezed together.
     """
 
-    def __init__(self, hold: float = 1.0, delay: float = 0.0) -> None:
+    def __init__(self, hold: float = 1.0, delay: float = 0.0, live_fps: float | None = None) -> None:
         if hold < 0 or delay < 0:
             raise ValueError(f"hold and delay must be >= 0 seconds, got {hold} and {delay}")
         self.hold, self.delay = hold, delay
+        self._strict = live_fps is not None and delay > 0
+        self._max_gap = max(2, round(MAX_SCAN_GAP * (live_fps or 30.0)))  # frames between two scans
+        self._unscanned: deque[tuple[float, int]] = deque()  # (time, index) of frames after the last scan
+        self._blind: set[int] = set()  # indices of frames in too long a gap between full scans
         self._faces: dict[int, _Face] = {}
         self._pending: deque[tuple[FrameResult, Any]] = deque()
         self._next_key = -2  # untracked faces get negative keys, tracks keep their ids
@@ -244,8 +259,11 @@ class MaskTimeline:
             self._frame_seconds = min(self._frame_seconds, step) if self._frame_seconds else step
         self._newest = t if self._newest is None else max(self._newest, t)
         scanned = result.scanned_until if result.scanned_until is not None else (t if result.fresh else None)
+        if self._strict:
+            self._unscanned.append((t, result.frame.index))
         if scanned is not None and (not self._scans or scanned > self._scans[-1]):
             self._scans.append(scanned)
+            self._close_gap(scanned)
         if scanned is not None and self._first_scan is None:
             self._first_scan = scanned
         self._record(result, t)
@@ -263,6 +281,14 @@ class MaskTimeline:
         scanned = self.delay == 0 or (self._scans and self._scans[-1] >= t)
         return bool(scanned) or waited >= max(MAX_LAG, self.delay)
 
+    def _close_gap(self, scanned: float) -> None:
+        """A full scan reached `scanned`: the frames since the previous one are judged."""
+        gap = []
+        while self._unscanned and self._unscanned[0][0] <= scanned:
+            gap.append(self._unscanned.popleft())
+        if len(gap) > self._max_gap:  # the scanned frame itself was looked at
+            self._blind.update(index for t, index in gap if t < scanned)
+
     def flush(self) -> list[Released]:
         return [self._release() for _ in range(len(self._pending))]
 
@@ -275,7 +301,11 @@ class MaskTimeline:
         result, item = self._pending.popleft()
         t = result.frame.timestamp
         first = self._first_scan
-        boxes = self.boxes_at(t) if first is not None and t >= first - self.hold else None
+        known = first is not None and t >= first - self.hold
+        if known and self._strict:
+            known = self._scans[-1] >= t and result.frame.index not in self._blind
+            self._blind.discard(result.frame.index)
+        boxes = self.boxes_at(t) if known else None
         oldest = self._pending[0][0].frame.timestamp if self._pending else t
         self._forget(oldest - self.hold - VELOCITY_SECONDS)
         return result, item, boxes
@@ -325,11 +355,17 @@ class AnonymizedOutput:
 
     render: str | None = "raw"
 
-    def __init__(self, output: ImageOutput, settings: MaskSettings, delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        output: ImageOutput,
+        settings: MaskSettings,
+        delay: float = 0.0,
+        live_fps: float | None = None,
+    ) -> None:
         self.output = output
         self.settings = settings
         self.annotator = MaskAnnotator.from_settings(settings)
-        self.timeline = MaskTimeline(settings.hold, delay)
+        self.timeline = MaskTimeline(settings.hold, delay, live_fps)
         self.masks_drawn = 0
 
     def write(self, result: FrameResult, image: np.ndarray | None) -> None:
@@ -373,10 +409,12 @@ def _as_detections(boxes: np.ndarray) -> Detections:
     )
 
 
-def anonymized(output: ImageOutput, settings: MaskSettings | None, lag: bool) -> ImageOutput:
+def anonymized(
+    output: ImageOutput, settings: MaskSettings | None, lag: bool, live_fps: float | None = None
+) -> ImageOutput:
     """`output` anonymized as `settings` say (unchanged for None); `lag`: it may receive its
     frames `settings.hold` seconds late (a recording), so faces are also masked before they were
-    first found."""
+    first found; `live_fps`: the frame rate of the live camera it records (see `MaskTimeline`)."""
     if settings is None:
         return output
-    return AnonymizedOutput(output, settings, settings.hold if lag else 0.0)
+    return AnonymizedOutput(output, settings, settings.hold if lag else 0.0, live_fps)

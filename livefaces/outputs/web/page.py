@@ -33,7 +33,8 @@ main { padding: 12px; }
 .caption { padding: 6px 10px; display: flex; justify-content: space-between; }
 .state { font-weight: 600; } .online { color: #7d7; } .reconnecting, .connecting { color: #fc6; }
 .lost, .failed { color: #f66; } .ended, .stopped { color: #aaa; }
-.live { max-width: 1280px; } table { border-collapse: collapse; margin-top: 8px; }
+.live { max-width: 1280px; } .live img { max-height: 70vh; }
+table { border-collapse: collapse; margin-top: 8px; }
 td, th { padding: 4px 10px; text-align: left; border-bottom: 1px solid #333; vertical-align: middle; }
 td img { height: 56px; display: block; }
 .history { display: flex; align-items: flex-end; gap: 2px; height: 60px; margin-top: 8px; }
