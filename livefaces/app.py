@@ -309,7 +309,8 @@ def _sinks(
     if shared.web_frames is not None and shared.web_events is not None:
         from livefaces.outputs.web.live import WebSink
 
-        sinks.append(anonymized(WebSink(shared.web_frames, shared.web_events, name), masks, lag=False))
+        view = WebSink(shared.web_frames, shared.web_events, name, snapshots=masks is None)
+        sinks.append(anonymized(view, masks, lag=False))
     return sinks
 
 

@@ -14,6 +14,7 @@ import pytest
 from livefaces.detections import Detections
 from livefaces.events import FaceAppeared, StreamDown
 from livefaces.frames import Frame, FrameResult
+from livefaces.outputs.anonymize import MaskSettings, anonymized
 from livefaces.outputs.web.live import EventStore, LiveFrames, WebSink
 from livefaces.outputs.web.page import MJPEG_TILES, camera, index
 from livefaces.outputs.web.upload import UploadError, decode_upload, image_size
@@ -132,6 +133,22 @@ def test_the_sink_stores_references_and_a_stream_down_clears_the_picture() -> No
     assert frames.latest("front") is None
     with pytest.raises(KeyError, match="unknown camera"):
         WebSink(frames, events, "back")
+
+
+def test_an_anonymized_view_keeps_no_face_crops() -> None:
+    """With --anonymize the view gets masked frames and keeps its events without their crops."""
+    frames, events = LiveFrames(["front"]), EventStore()
+    sink = anonymized(WebSink(frames, events, "front", snapshots=False), MaskSettings("solid"), lag=False)
+    result = result_for(3, [[20, 20, 60, 70]])
+    sink.write(result, result.frame.image)
+    appeared = FaceAppeared(camera="front", source_time=0.1, wall_time=100.0, track_id=1,
+                            box=(20.0, 20.0, 60.0, 70.0), confidence=0.99)  # fmt: skip
+    sink.on_events([appeared])
+    [stored] = events.recent()
+    assert stored.event == appeared and not stored.has_snapshot and events.snapshot(appeared.event_id) is None
+    picture = frames.latest("front")
+    assert picture is not None and picture.image[45, 40].max() == 0  # the face is under a solid mask
+    assert result.frame.image[45, 40].max() > 0  # the raw frame is untouched
 
 
 def test_the_event_store_filters_and_keeps_a_bounded_number() -> None:

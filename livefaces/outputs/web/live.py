@@ -170,31 +170,35 @@ class EventStore:
 class WebSink:
     """One camera's output to the web view: its newest frame and its events. Stores references
     only (render None: it takes the raw frame the result carries, or the masked image that an
-    anonymizing wrapper hands it)."""
+    anonymizing wrapper hands it). `snapshots`: keep a face crop with each face event (not when
+    the view is anonymized: a crop is the face)."""
 
     render: str | None = None
 
-    def __init__(self, frames: LiveFrames, events: EventStore, camera: str) -> None:
+    def __init__(self, frames: LiveFrames, events: EventStore, camera: str, snapshots: bool = True) -> None:
         if camera not in frames.cameras:
             raise KeyError(f"unknown camera {camera!r}; the web view has {list(frames.cameras)}")
         self.frames = frames
         self.events = events
         self.camera = camera
-        self._pictures = EventPictures()
+        self._pictures = EventPictures() if snapshots else None
 
     def write(self, result: FrameResult, image: np.ndarray | None) -> None:
         self.frames.post(self.camera, result, result.frame.image if image is None else image)
-        self._pictures.update(result)
+        if self._pictures is not None:
+            self._pictures.update(result)
 
     def on_events(self, events: Sequence[Event]) -> None:
         for event in events:
-            snapshot = self._pictures.picture(event) if isinstance(event, (FaceAppeared, FaceLeft)) else None
+            face_event = isinstance(event, (FaceAppeared, FaceLeft))
+            snapshot = self._pictures.picture(event) if face_event and self._pictures is not None else None
             self.events.add(event, snapshot)
             if event.kind == "stream_down":
                 self.frames.clear(self.camera)
 
     def close(self) -> None:
-        self._pictures.clear()
+        if self._pictures is not None:
+            self._pictures.clear()
 
     def summary(self) -> None:
         """The server reports its address; a view writes nothing."""
