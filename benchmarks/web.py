@@ -20,8 +20,6 @@ import argparse
 import concurrent.futures
 import http.client
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,29 +28,18 @@ import time
 from pathlib import Path
 
 import cv2
+from cameras import free_port, stop_process
 from frames import REPO, real_frames
+from monitoring import process_sample
 from rich.console import Console
 from rich.table import Table
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def get(port: int, path: str, timeout: float = 10.0) -> tuple[int, bytes]:
@@ -83,14 +70,6 @@ def start_app(*args: str) -> tuple[subprocess.Popen[bytes], int]:
         time.sleep(0.5)
     process.kill()
     raise SystemExit("the app did not come up within 180 s")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(60)
-    except subprocess.TimeoutExpired:
-        process.kill()
 
 
 class Viewer(threading.Thread):
@@ -147,12 +126,12 @@ def viewers_part(seconds: float, counts: list[int]) -> list[tuple[int, float, fl
                     statistics.median(fps_samples),
                     statistics.mean(per_viewer) if per_viewer else 0.0,
                     cpu_percent,
-                    rss_mb(process.pid),
+                    process_sample(process.pid)[0] / 2**20,
                 )
             )
             stop_event.set()
         finally:
-            stop(process)
+            stop_process(process, 60.0)
     return rows
 
 
@@ -194,7 +173,7 @@ def detect_part(requests: int, bodies: list[bytes]) -> list[tuple[str, float, fl
             elapsed = time.perf_counter() - start
             rows.append((f"POST /api/detect, {clients} client(s)", *summary(latencies), len(work) / elapsed))
     finally:
-        stop(process)
+        stop_process(process, 60.0)
     return rows
 
 

@@ -242,8 +242,9 @@ class MaskTimeline:
         self.hold, self.delay = hold, delay
         self._strict = live_fps is not None and delay > 0
         self._max_gap = max(2, round(MAX_SCAN_GAP * (live_fps or 30.0)))  # frames between two scans
-        self._unscanned: deque[tuple[float, int]] = deque()  # (time, index) of frames after the last scan
-        self._blind: set[int] = set()  # indices of frames in too long a gap between full scans
+        self._unscanned: deque[tuple[float, int]] = deque()  # (time, index): pending, after the last scan
+        self._gone_unscanned = 0  # frames of the current gap already released (masked whole)
+        self._blind: set[int] = set()  # pending frames in too long a gap between full scans
         self._faces: dict[int, _Face] = {}
         self._pending: deque[tuple[FrameResult, Any]] = deque()
         self._next_key = -2  # untracked faces get negative keys, tracks keep their ids
@@ -286,8 +287,21 @@ class MaskTimeline:
         gap = []
         while self._unscanned and self._unscanned[0][0] <= scanned:
             gap.append(self._unscanned.popleft())
-        if len(gap) > self._max_gap:  # the scanned frame itself was looked at
+        if len(gap) + self._gone_unscanned > self._max_gap:  # the scanned frame itself was looked at
             self._blind.update(index for t, index in gap if t < scanned)
+        self._gone_unscanned = 0
+
+    def _vouched(self, index: int) -> bool:
+        """Whether a full scan vouches for the pending frame `index`, now released: one reached
+        it, and the gap it came in was short (live recordings)."""
+        if self._unscanned and self._unscanned[0][1] == index:  # released in order: the oldest
+            self._unscanned.popleft()
+            self._gone_unscanned += 1
+            return False
+        if index in self._blind:
+            self._blind.remove(index)
+            return False
+        return True
 
     def flush(self) -> list[Released]:
         return [self._release() for _ in range(len(self._pending))]
@@ -302,9 +316,8 @@ class MaskTimeline:
         t = result.frame.timestamp
         first = self._first_scan
         known = first is not None and t >= first - self.hold
-        if known and self._strict:
-            known = self._scans[-1] >= t and result.frame.index not in self._blind
-            self._blind.discard(result.frame.index)
+        if self._strict:
+            known = self._vouched(result.frame.index) and known
         boxes = self.boxes_at(t) if known else None
         oldest = self._pending[0][0].frame.timestamp if self._pending else t
         self._forget(oldest - self.hold - VELOCITY_SECONDS)
