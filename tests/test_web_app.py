@@ -346,3 +346,38 @@ def test_the_page_shows_live_tiles_in_a_real_browser(app: App) -> None:
         driver.save_screenshot(str(ARTIFACTS / "web-camera.png"))  # type: ignore[attr-defined]
     finally:
         driver.quit()  # type: ignore[attr-defined]
+
+
+def test_six_cameras_stay_live_in_a_real_browser(tmp_path: Path) -> None:
+    """Six tiles: more MJPEG streams than a browser opens to one server, so they are still
+    pictures reloaded one after another. Every tile shows a picture and gets newer ones, and the
+    page's own API calls are not starved (the captions turn 'online' from /api/cameras)."""
+    if shutil.which("chromium") is None or shutil.which("chromedriver") is None:
+        pytest.skip("Chromium and its driver are not installed (bash scripts/test installs them)")
+    names = [f"cam{i}" for i in range(6)]
+    sources = [arg for name in names for arg in ("--source", f"{name}=demo")]
+    six = start_app(tmp_path, *sources, "--live", "--camera-size", "320x240", "--camera-fps", "10",
+                    "--duration", "300")  # fmt: skip
+    driver = chromium_driver()
+    try:
+        driver.get(f"http://127.0.0.1:{six.port}/")  # type: ignore[attr-defined]
+        script = (
+            f"return {json.dumps(names)}.map(n => {{ const i = document.getElementById('img-' + n);"
+            " const s = document.querySelector('#cap-' + n + ' .state');"
+            " return i.complete && i.naturalWidth > 0 && s.textContent === 'online' ? i.src : null; })"
+        )
+
+        def shown() -> list[str | None]:
+            return list(driver.execute_script(script))  # type: ignore[attr-defined]
+
+        wait_until(lambda: all(shown()), 90, "six tiles showing a picture and 'online'")
+        first = shown()
+        assert all("/latest.jpg" in src for src in first)  # type: ignore[operator]
+        wait_until(
+            lambda: all(a and a != b for a, b in zip(shown(), first)), 60, "a newer picture on every tile"
+        )
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(ARTIFACTS / "web-six-cameras.png"))  # type: ignore[attr-defined]
+    finally:
+        driver.quit()  # type: ignore[attr-defined]
+        stop_app(six)

@@ -75,7 +75,7 @@ async function refresh() {
       el.querySelector('.state').className = stateClass(c.state);
       el.querySelector('.state').textContent = c.state;
       el.querySelector('.info').textContent =
-        fps(s.display_fps) + ' fps, ' + (s.faces == null ? 0 : s.faces) + ' faces';
+        fps(s.display_fps) + ' fps, ' + (s.faces == null ? '-' : s.faces) + ' faces';
     }
     const d = data.detector;
     document.getElementById('detector').textContent = d ? 'detector: ' + d.calls_per_second.toFixed(1) +
