@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import select
 import shutil
 import signal
@@ -168,10 +169,18 @@ def stop_process(process: subprocess.Popen, seconds: float = 10.0) -> None:
 # The probe: the real CLI in this process, sampled from a thread.
 
 
+def process_sample(pid: int) -> tuple[int, int, int]:
+    """Resident memory (bytes), threads and open file descriptors of `pid`, from /proc."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    rss = int(fields["VmRSS"].split()[0]) * 1024
+    threads = int(fields["Threads"])
+    descriptors = len(os.listdir(f"/proc/{pid}/fd"))
+    return rss, threads, descriptors
+
+
 def probe(out: Path, argv: list[str]) -> int:
     """Run `livefaces.cli.main(argv)` and write samples of its session's counters to `out`."""
-    import psutil
-
     from livefaces import cli
     from livefaces.runtime import threaded
 
@@ -185,7 +194,7 @@ def probe(out: Path, argv: list[str]) -> int:
     threaded.Session.__init__ = remember  # type: ignore[method-assign]
     samples: list[dict] = []
     done = threading.Event()
-    process = psutil.Process()
+    process = os.getpid()
 
     def sample() -> None:
         while not done.wait(SAMPLE_SECONDS):
@@ -204,7 +213,7 @@ def probe(out: Path, argv: list[str]) -> int:
     return code
 
 
-def reading(session, process) -> dict:
+def reading(session, pid: int) -> dict:
     cameras = {}
     for worker in session.workers:
         snap = worker.stats.snapshot()
@@ -218,11 +227,11 @@ def reading(session, process) -> dict:
             "refines": runner.refinements,
         }
     load = session.service.load()
-    cpu = process.cpu_times()
+    cpu = os.times()
     return {
         "t": time.monotonic(),
         "cpu": cpu.user + cpu.system,
-        "rss": process.memory_info().rss,
+        "rss": process_sample(pid)[0],
         "batch": load.mean_batch,
         "busy": load.busy_percent,
         "cameras": cameras,

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
-from cameras import SERVER, SYSTEM_PYTHON, encode_clip, free_port, loop_clip, stop_process
+from cameras import SERVER, SYSTEM_PYTHON, encode_clip, free_port, loop_clip, process_sample, stop_process
 from frames import REPO, VIDEOS
 from rich.console import Console
 from rich.table import Table
@@ -273,16 +273,6 @@ def _percentiles(rows: list[tuple[float, float]]) -> str:
         return f"<= {bound * 1000:.0f} ms"
 
     return f"median {at(0.5)}, p95 {at(0.95)}, p99 {at(0.99)} ({total:.0f} frames)"
-
-
-def process_sample(pid: int) -> tuple[int, int, int]:
-    """Resident memory (bytes), threads and open file descriptors of `pid`, from /proc."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-    rss = int(fields["VmRSS"].split()[0]) * 1024
-    threads = int(fields["Threads"])
-    descriptors = len(os.listdir(f"/proc/{pid}/fd"))
-    return rss, threads, descriptors
 
 
 def report_soak(

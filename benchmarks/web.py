@@ -28,9 +28,8 @@ import time
 from pathlib import Path
 
 import cv2
-from cameras import free_port, stop_process
+from cameras import free_port, process_sample, stop_process
 from frames import REPO, real_frames
-from monitoring import process_sample
 from rich.console import Console
 from rich.table import Table
 
