@@ -194,12 +194,12 @@ def probe(out: Path, argv: list[str]) -> int:
     threaded.Session.__init__ = remember  # type: ignore[method-assign]
     samples: list[dict] = []
     done = threading.Event()
-    process = os.getpid()
+    pid = os.getpid()
 
     def sample() -> None:
         while not done.wait(SAMPLE_SECONDS):
             if sessions:
-                samples.append(reading(sessions[0], process))
+                samples.append(reading(sessions[0], pid))
 
     sampler = threading.Thread(target=sample, name="probe", daemon=True)
     sampler.start()
