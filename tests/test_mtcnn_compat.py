@@ -31,6 +31,11 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     return encoded.tobytes()
 
 
+def rounded(faces: list[dict]) -> list[dict]:
+    """Faces with confidences rounded to 5 places: a batched P-Net call may differ in the last float bits."""
+    return [{**face, "confidence": round(face["confidence"], 5)} for face in faces]
+
+
 def tracing_count(detector: MTCNN) -> int:
     graphs = [*detector._pyramids.values(), detector._rnet, detector._onet]
     return sum(graph.experimental_get_tracing_count() for graph in graphs)
@@ -80,10 +85,10 @@ def test_a_list_mixing_every_kind_is_a_batch_with_one_list_per_image(
     batch = [astronaut, str(ASTRONAUT), ASTRONAUT, ASTRONAUT.read_bytes(), png_bytes(small), blank]
     results = detector.detect_faces(batch)
     assert isinstance(results, list) and len(results) == 6
-    assert results[:4] == [expected] * 4
-    assert results[4] == detector.detect_faces(small) and results[4]
+    assert [rounded(faces) for faces in results[:4]] == [rounded(expected)] * 4
+    assert rounded(results[4]) == rounded(detector.detect_faces(small)) and results[4]
     assert results[5] == []
-    assert detector.detect_faces(tuple(batch[:2])) == [expected, expected]
+    assert [rounded(f) for f in detector.detect_faces(tuple(batch[:2]))] == [rounded(expected)] * 2
     assert detector.detect_faces([astronaut]) == [expected]
     assert detector.detect_faces([]) == []
 
