@@ -85,6 +85,8 @@ def _run(config: RunConfig, console: Console, logs: Logs, interrupts: Interrupts
     try:
         from livefaces.app import BadInput, SharedOutputs, open_cameras, run_session
 
+        if config.ray is not None:
+            return _run_fleet(config, console, logs, interrupts)
         cameras = open_cameras(config)
         shared = SharedOutputs(config)
         hangups.targets.append(shared.reopen_event_logs)  # SIGHUP: the event files too
@@ -95,6 +97,26 @@ def _run(config: RunConfig, console: Console, logs: Logs, interrupts: Interrupts
     except Exception as error:  # one line, never a traceback
         return _report_error(error, logs)
     return report(outcome, interrupts)
+
+
+def _run_fleet(config: RunConfig, console: Console, logs: Logs, interrupts: Interrupts) -> int:
+    """`--ray`: the cameras on a Ray cluster (`livefaces.fleet`)."""
+    if config.http is not None:
+        logs.setup_error(
+            "livefaces: error: --http: the web view runs in one process; it does not work with --ray yet"
+        )
+        return EXIT_BAD_INPUT
+    from livefaces.app import BadInput
+    from livefaces.fleet.ray_fleet import FleetError, run_fleet
+
+    try:
+        outcome = run_fleet(config, console, interrupts.stop, interrupts.abort)
+    except (FleetError, BadInput) as error:
+        logs.setup_error(f"livefaces: error: {error}")
+        return EXIT_BAD_INPUT
+    except Exception as error:
+        return _report_error(error, logs)
+    return report(outcome, interrupts)  # type: ignore[arg-type]
 
 
 def _report_error(error: Exception, logs: Logs) -> int:

@@ -684,6 +684,19 @@ class RunConfig:
         None, Text(), "--http-token from the first line of this file (e.g. a systemd or Docker secret)",
         metavar="FILE",
     )  # fmt: skip
+    ray: str | None = option(
+        None,
+        Text(),
+        "run the cameras on a Ray cluster: 'auto' (the one `ray start` made), 'local' (start one "
+        'in this process) or its address (needs pip install "livefaces[fleet]")',
+        metavar="ADDRESS",
+    )
+    ray_detectors: int = option(
+        1, Integer(1), "--ray: detector workers (cameras share them in turn)", metavar="N"
+    )
+    ray_camera_cpus: float = option(1.0, Number(0.0), "--ray: CPUs each camera worker takes", metavar="N")
+    ray_detector_cpus: float = option(1.0, Number(0.0), "--ray: CPUs each detector worker takes", metavar="N")
+    ray_detector_gpus: float = option(0.0, Number(0.0), "--ray: GPUs each detector worker takes", metavar="N")
     config_path: Path | None = None
 
     def mask_settings(self) -> MaskSettings | None:

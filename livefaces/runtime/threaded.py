@@ -124,7 +124,8 @@ class CameraSetup:
     """What one camera needs to run: its source (and its already opened frames, if any, or the
     error its opening met), its runner, its outputs, its bounds and, for live cameras, how they
     are reconnected. on_reply: called on the runner thread with every detector answer absorbed
-    (metrics observe its latency there)."""
+    (metrics observe its latency there). lead_events: link events handed on before the first
+    frame (a fleet's restarted camera worker starts with the gap its crash left)."""
 
     source: Source
     runner: CameraRunner
@@ -135,6 +136,7 @@ class CameraSetup:
     on_reply: Callable[[DetectorReply], None] | None = None
     reconnect: ReconnectSettings = field(default_factory=ReconnectSettings)
     open_error: SourceError | None = None
+    lead_events: tuple[Event, ...] = ()
 
     @property
     def name(self) -> str:
@@ -263,6 +265,8 @@ class CameraWorker:
         items: Iterator[Frame | Event] | None = self.setup.frames
         error: BaseException | None = None
         try:
+            for event in self.setup.lead_events:
+                self._frames.put(event)
             if self._watchdog is not None:
                 items = self._watchdog.items()
             elif items is None:

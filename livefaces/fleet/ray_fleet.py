@@ -1,0 +1,377 @@
+"""The cameras on a Ray cluster: `--ray ADDRESS` (`auto`, `local`, or a cluster's address).
+
+    driver (this process): opens the cluster, places the actors, polls their status for the
+        panel, the state log and the metrics, and on a stop has every camera finish.
+    camera actors (one per camera, `--ray-camera-cpus`): a `CameraHost`: the camera's source,
+        runner, tracker and outputs, exactly as in one process, its detector across a link.
+    detector actors (`--ray-detectors`, `--ray-detector-cpus` / `--ray-detector-gpus`): a
+        `DetectorWorker`: the shared, batched detector service; camera i uses detector i % N.
+
+Ray's own primitives carry everything: actors with `max_restarts=-1` (Ray restarts a worker that
+dies; a restarted camera actor resumes its camera in a new recording segment), threaded detector
+actors (`max_concurrency`) whose `exchange` calls from many cameras meet in one batch, and
+`ray.get` with a timeout on every call, so a dead or restarting worker delays nothing for long.
+What crosses the wire per frame is a scan's pyramid input (the frame shrunk to the pyramid's
+first level) or a refinement's 48x48 face patches, never the camera's full frame.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from livefaces.capture import SourceInfo
+from livefaces.fleet.link import LinkStats
+from livefaces.fleet.workers import CameraHost, DetectorWorker, HostReport, HostStatus
+from livefaces.options import CameraSpec, RunConfig
+from livefaces.runtime import status as states
+from livefaces.runtime.detector_service import DetectorReply, Request, ServiceLoad
+from livefaces.runtime.status import CameraStatus, SessionStatus
+from livefaces.runtime.threaded import CameraSummary, SessionSummary
+from livefaces.stats import PipelineStats
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+POLL_SECONDS = 0.5
+CALL_SECONDS = 10.0  # longest wait for a quick call (status, load) to an actor
+DETECTOR_START_SECONDS = 180.0  # a detector actor's first start loads TensorFlow and the weights
+OPEN_SECONDS = 120.0  # opening every camera (a stream's first frame, retries included)
+FINISH_SECONDS = 60.0  # a camera finalizing its recordings
+
+
+class FleetError(Exception):
+    """The fleet could not start: one line for the user (exit code 2)."""
+
+
+class RemoteDetector:
+    """A camera's endpoint: `exchange` on a detector actor, bounded by a timeout."""
+
+    def __init__(self, handle: Any, timeout: float = CALL_SECONDS) -> None:
+        self.handle = handle
+        self.timeout = timeout
+
+    def exchange(self, camera: str, requests: list[Request], wait: float) -> tuple[str, list[DetectorReply]]:
+        import ray
+
+        return ray.get(self.handle.exchange.remote(camera, requests, wait), timeout=wait + self.timeout)
+
+
+class CameraActor:
+    """A Ray actor around `CameraHost`. Ray re-runs `__init__` when it restarts the actor: then
+    the camera is opened and started at once (the driver started it the first time)."""
+
+    def __init__(self, config: RunConfig, index: int, detector: Any) -> None:
+        import ray
+
+        self.detector = detector
+        restarted = ray.get_runtime_context().was_current_actor_reconstructed
+        self.host = CameraHost(config, index, RemoteDetector(detector), restarted)
+        if restarted:
+            self._forget()
+            if self.host.open() is None:
+                self.host.start()
+
+    def open(self) -> str | None:
+        return self.host.open()
+
+    def start(self) -> None:
+        self._forget()
+        self.host.start()
+
+    def status(self) -> HostStatus:
+        return self.host.status()
+
+    def finish(self, timeout: float) -> HostReport:
+        return self.host.finish(timeout)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def _forget(self) -> None:
+        """The detector forgets what an earlier worker of this camera left pending."""
+        import ray
+
+        with contextlib.suppress(Exception):
+            ray.get(self.detector.forget.remote(self.host.name), timeout=CALL_SECONDS)
+
+
+@dataclass(frozen=True)
+class SourceFacts:
+    """What the final report reads of a camera's source after a fleet run."""
+
+    skipped: tuple[str, ...] = ()
+    corrupt_frames: int = 0
+
+
+@dataclass(frozen=True)
+class FleetCamera:
+    """A camera of a finished fleet run, shaped as the report reads an `OpenCamera`."""
+
+    spec: CameraSpec
+    info: SourceInfo
+    source: SourceFacts = field(default_factory=SourceFacts)
+
+
+@dataclass(frozen=True)
+class FleetOutcome:
+    summary: SessionSummary
+    cameras: tuple[FleetCamera, ...]
+    links: tuple[LinkStats, ...]
+
+
+def combined_load(loads: list[ServiceLoad]) -> ServiceLoad | None:
+    """Several detector workers' load as one: rates and counters added, per-call figures
+    weighted by calls, busy % the mean over the workers."""
+    if not loads:
+        return None
+    rate = sum(load.calls_per_second for load in loads)
+    weights = [load.calls_per_second for load in loads] if rate else [1.0] * len(loads)
+    total = sum(weights)
+    return ServiceLoad(
+        rate,
+        sum(w * load.mean_batch for w, load in zip(weights, loads)) / total,
+        sum(w * load.ms_per_call for w, load in zip(weights, loads)) / total,
+        sum(load.busy_percent for load in loads) / len(loads),
+        sum(load.pending for load in loads),
+        sum(load.served for load in loads),
+        sum(load.errors for load in loads),
+        sum(load.replaced for load in loads),
+        sum(load.calls for load in loads),
+        sum(load.busy_seconds for load in loads),
+    )
+
+
+class Fleet:
+    """The driver's view of the running actors: `start`, `poll`, `status`, `finish`."""
+
+    def __init__(self, config: RunConfig) -> None:
+        self.config = config
+        self.detectors: list[Any] = []
+        self.cameras: list[Any] = []
+        self.device = ""
+        self._status: list[CameraStatus] = [_waiting(spec) for spec in config.cameras]
+        self._load: ServiceLoad | None = None
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Place the detector and camera actors and open every camera; `FleetError` when one
+        cannot start (the actors made so far are killed)."""
+        import ray
+
+        config = self.config
+        count = config.ray_detectors
+        threads = max(1, int(config.ray_detector_cpus)) if config.ray_detector_gpus == 0 else None
+        detector_actor = ray.remote(DetectorWorker).options(
+            num_cpus=config.ray_detector_cpus,
+            num_gpus=config.ray_detector_gpus,
+            max_restarts=-1,
+            max_task_retries=0,
+            max_concurrency=len(config.cameras) + 4,
+        )
+        self.detectors = [detector_actor.remote(config.device, threads) for _ in range(count)]
+        try:
+            self.device = ray.get(self.detectors[0].device.remote(), timeout=DETECTOR_START_SECONDS)
+        except Exception as error:
+            self.kill()
+            raise FleetError(f"--ray: the detector worker did not start: {_reason(error)}") from None
+        camera_actor = ray.remote(CameraActor).options(
+            num_cpus=config.ray_camera_cpus, max_restarts=-1, max_task_retries=0, max_concurrency=4
+        )
+        self.cameras = [
+            camera_actor.remote(config, index, self.detectors[index % count])
+            for index in range(len(config.cameras))
+        ]
+        try:
+            errors = ray.get([camera.open.remote() for camera in self.cameras], timeout=OPEN_SECONDS)
+        except Exception as error:
+            self.kill()
+            raise FleetError(f"--ray: the camera workers did not start: {_reason(error)}") from None
+        failed = [error for error in errors if error is not None]
+        if failed:
+            self.finish()
+            raise FleetError(failed[0])
+        ray.get([camera.start.remote() for camera in self.cameras], timeout=OPEN_SECONDS)
+
+    def poll(self) -> list[str]:
+        """Read every camera's status and the detectors' load; returns the cameras' link lines.
+        A camera whose actor does not answer (dead, restarting) is shown reconnecting."""
+        import ray
+
+        refs = [camera.status.remote() for camera in self.cameras]
+        loads = [detector.load.remote() for detector in self.detectors]
+        lines: list[str] = []
+        statuses = list(self._status)
+        for index, ref in enumerate(refs):
+            try:
+                host: HostStatus = ray.get(ref, timeout=CALL_SECONDS)
+            except Exception as error:
+                statuses[index] = replace(
+                    statuses[index], state=states.RECONNECTING, error=f"camera worker: {_reason(error)}"
+                )
+                continue
+            lines += host.lines
+            if host.camera is not None:
+                statuses[index] = host.camera
+        found = []
+        for ref in loads:
+            with contextlib.suppress(Exception):
+                found.append(ray.get(ref, timeout=CALL_SECONDS))
+        with self._lock:
+            self._status = statuses
+            self._load = combined_load(found) if found else self._load
+        return lines
+
+    def status(self) -> SessionStatus:
+        with self._lock:
+            return SessionStatus(tuple(self._status), f"ray: {self.device}", self._load)
+
+    def all_ended(self) -> bool:
+        with self._lock:
+            return all(status.state not in states.RUNNING for status in self._status)
+
+    def finish(self) -> list[HostReport | None]:
+        """Every camera stops and finalizes its outputs (None for a camera whose worker could not
+        answer); then the detectors stop."""
+        import ray
+
+        refs = [camera.finish.remote(FINISH_SECONDS) for camera in self.cameras]
+        reports: list[HostReport | None] = []
+        for ref in refs:
+            try:
+                reports.append(ray.get(ref, timeout=FINISH_SECONDS + CALL_SECONDS))
+            except Exception:
+                reports.append(None)
+        for detector in self.detectors:
+            with contextlib.suppress(Exception):
+                ray.get(detector.stop.remote(), timeout=CALL_SECONDS)
+        self.kill()
+        return reports
+
+    def kill(self) -> None:
+        import ray
+
+        for actor in (*self.cameras, *self.detectors):
+            with contextlib.suppress(Exception):
+                ray.kill(actor, no_restart=True)
+
+
+def connect(config: RunConfig) -> None:
+    """Join (or, for `local`, start) the Ray cluster; `FleetError` when it cannot be reached."""
+    try:
+        import ray
+    except ImportError:
+        raise FleetError('--ray needs Ray: pip install "livefaces[fleet]"') from None
+    quiet: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    address = config.ray
+    try:
+        if address == "local":
+            needed = (
+                len(config.cameras) * config.ray_camera_cpus + config.ray_detectors * config.ray_detector_cpus
+            )
+            cpus = max(os.cpu_count() or 1, int(needed + 0.999))
+            gpus = config.ray_detectors * config.ray_detector_gpus
+            ray.init(num_cpus=cpus, num_gpus=int(gpus + 0.999), **quiet)
+        else:
+            ray.init(address=address, **quiet)
+    except Exception as error:
+        raise FleetError(f"--ray {address}: cannot reach a Ray cluster there: {_reason(error)}") from None
+
+
+def run_fleet(
+    config: RunConfig, console: Console, stop: threading.Event, abort: threading.Event
+) -> FleetOutcome:
+    """Run the cameras on Ray until every camera ends or `stop` is set; every camera finalizes
+    its outputs. The panel, the state log and `--metrics` read the polled status."""
+    import ray
+
+    from livefaces.app import _serve_metrics
+    from livefaces.observe.logs import log
+    from livefaces.observe.state_log import StateLog, StatusWatcher
+    from livefaces.panel import SessionReporter
+
+    metrics = _serve_metrics(config)
+    fleet = Fleet(config)
+    try:
+        connect(config)
+        fleet.start()
+    except BaseException:
+        if metrics is not None:
+            metrics.stop()
+        with contextlib.suppress(Exception):
+            ray.shutdown()
+        raise
+    if metrics is not None:
+        metrics.collector.attach(fleet.status)
+    reporter = SessionReporter(fleet.status, console) if console.is_terminal else None
+    watcher = StatusWatcher(fleet.status, StateLog()).start()
+    if reporter is not None:
+        reporter.start()
+    reports: list[HostReport | None] = []
+    try:
+        while not stop.is_set():
+            for line in fleet.poll():
+                log().warning(line)
+            if fleet.all_ended():
+                break
+            stop.wait(POLL_SECONDS)
+    finally:
+        reports = fleet.finish()
+        if reporter is not None:
+            reporter.stop()
+        watcher.stop()
+        if metrics is not None:
+            metrics.stop()
+        with contextlib.suppress(Exception):
+            ray.shutdown()
+    return _outcome(config, reports, stop.is_set(), abort.is_set())
+
+
+def _outcome(
+    config: RunConfig, reports: list[HostReport | None], stopped: bool, aborted: bool
+) -> FleetOutcome:
+    summaries, cameras, links = [], [], []
+    for spec, report in zip(config.cameras, reports):
+        if report is None:
+            summary = CameraSummary(
+                spec.name, 0, 0, 0, 0, "error", "the camera worker did not finish", "outputs"
+            )
+            summaries.append(summary)
+            cameras.append(FleetCamera(spec, SourceInfo(spec.name, "", live=True)))
+            links.append(LinkStats())
+            continue
+        summaries.append(report.summary)
+        info = SourceInfo(report.name, report.kind, live=True, frame_count=report.frame_count)
+        cameras.append(FleetCamera(spec, info, SourceFacts(report.skipped, report.corrupt_frames)))
+        links.append(report.link)
+    return FleetOutcome(SessionSummary(tuple(summaries), stopped, aborted), tuple(cameras), tuple(links))
+
+
+def _waiting(spec: CameraSpec) -> CameraStatus:
+    from livefaces.options import redact_url
+
+    return CameraStatus(
+        spec.name, redact_url(spec.source), "", True, states.CONNECTING, None, None, None,
+        PipelineStats().snapshot(),
+    )  # fmt: skip
+
+
+def _reason(error: BaseException) -> str:
+    """A Ray error in one short line (its first line; Ray's messages run to paragraphs)."""
+    text = str(error).strip().splitlines()
+    return (text[0] if text else type(error).__name__)[:200]
+
+
+def wait_for(predicate: Any, timeout: float, poll: float = 0.1) -> bool:
+    """Poll `predicate` until it holds or `timeout` passes (tests and benchmarks)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(poll)
+    return bool(predicate())
