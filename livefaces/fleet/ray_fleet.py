@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import socket
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -42,6 +44,7 @@ CALL_SECONDS = 10.0  # longest wait for a quick call (status, load) to an actor
 DETECTOR_START_SECONDS = 180.0  # a detector actor's first start loads TensorFlow and the weights
 OPEN_SECONDS = 120.0  # opening every camera (a stream's first frame, retries included)
 FINISH_SECONDS = 60.0  # a camera finalizing its recordings
+REACH_SECONDS = 5.0  # a cluster address that does not accept a connection in this time is refused
 
 
 class FleetError(Exception):
@@ -268,7 +271,9 @@ def connect(config: RunConfig) -> None:
     except ImportError:
         raise FleetError('--ray needs Ray: pip install "livefaces[fleet]"') from None
     quiet: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    address = config.ray
+    address = config.ray or "auto"
+    _reachable(address)
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         if address == "local":
             needed = (
@@ -281,6 +286,36 @@ def connect(config: RunConfig) -> None:
             ray.init(address=address, **quiet)
     except Exception as error:
         raise FleetError(f"--ray {address}: cannot reach a Ray cluster there: {_reason(error)}") from None
+    finally:  # Ray's driver takes SIGTERM for itself (exiting at once): the run's handlers own it
+        if threading.current_thread() is threading.main_thread():
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
+
+
+def _reachable(address: str) -> None:
+    """A cluster's HOST:PORT must accept a connection within seconds (Ray itself retries for
+    minutes before it gives up on an address that does not answer)."""
+    if address in ("local", "auto") or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    host, port = (host, port) if host and port.isdigit() else (address, "6379")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_SECONDS).close()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise FleetError(f"--ray {address}: cannot reach a Ray cluster there: {reason}") from None
+
+
+def precheck(config: RunConfig) -> None:
+    """`--ray local`: every camera is opened here first and its outputs checked, then closed, so
+    bad input fails in a second with one line, before the cluster starts (on a remote cluster
+    the sources are the workers' to reach)."""
+    if config.ray != "local":
+        return
+    from livefaces.app import open_cameras
+
+    for camera in open_cameras(config):
+        camera.close()
 
 
 def run_fleet(
@@ -295,6 +330,7 @@ def run_fleet(
     from livefaces.observe.state_log import StateLog, StatusWatcher
     from livefaces.panel import SessionReporter
 
+    precheck(config)
     metrics = _serve_metrics(config)
     fleet = Fleet(config)
     try:

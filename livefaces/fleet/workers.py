@@ -158,14 +158,14 @@ class CameraHost:
         self._shared = None
 
     def open(self) -> str | None:
-        """Open the source (its first frame read) and check the outputs; an error line, or None."""
+        """Open the source (its first frame read) and check the outputs; the error, or None."""
         from livefaces.app import BadInput, _open_camera, service_mode
         from livefaces.capture import SourceError
 
         try:
             self._camera = _open_camera(self.spec, self.config, True, service_mode(self.config))
         except (BadInput, SourceError, ValueError) as error:
-            return f"livefaces: error: {error}"
+            return str(error)
         return None
 
     def start(self) -> None:
