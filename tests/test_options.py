@@ -514,6 +514,11 @@ def test_every_camera_option_is_a_config_key_and_a_field() -> None:
         "http_token",
         "http_token_env",
         "http_token_file",
+        "ray",
+        "ray_detectors",
+        "ray_camera_cpus",
+        "ray_detector_cpus",
+        "ray_detector_gpus",
     }
 
 

@@ -402,12 +402,3 @@ def _reason(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return (text[0] if text else type(error).__name__)[:200]
 
-
-def wait_for(predicate: Any, timeout: float, poll: float = 0.1) -> bool:
-    """Poll `predicate` until it holds or `timeout` passes (tests and benchmarks)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(poll)
-    return bool(predicate())
