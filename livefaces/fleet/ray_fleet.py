@@ -22,7 +22,6 @@ import os
 import signal
 import socket
 import threading
-import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
