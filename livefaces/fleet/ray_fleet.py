@@ -400,4 +400,3 @@ def _reason(error: BaseException) -> str:
     """A Ray error in one short line (its first line; Ray's messages run to paragraphs)."""
     text = str(error).strip().splitlines()
     return (text[0] if text else type(error).__name__)[:200]
-
