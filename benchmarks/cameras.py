@@ -179,27 +179,73 @@ def process_sample(pid: int) -> tuple[int, int, int]:
     return rss, threads, descriptors
 
 
+def tree_sample(root: int) -> tuple[dict[str, float], int]:
+    """CPU seconds by role and proportional memory (PSS, bytes) of `root` and every process
+    under it: with --ray local, the Ray processes (GCS, raylet, the camera and detector workers)
+    are. Roles: "camera" and "detector" for Ray's camera and detector actors (their process
+    titles name them), "driver" for `root`, "ray" for the rest."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        ticks[int(entry)] = sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
+    tree, grew = {root}, True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    cpu = {"driver": 0.0, "camera": 0.0, "detector": 0.0, "ray": 0.0}
+    pss = 0
+    for pid in tree:
+        with contextlib.suppress(OSError):
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            role = "driver" if pid == root else "ray"
+            role = "camera" if "CameraActor" in title else "detector" if "DetectorWorker" in title else role
+            cpu[role] += ticks.get(pid, 0) / os.sysconf("SC_CLK_TCK")
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    pss += int(line.split()[1]) * 1024
+                    break
+    return cpu, pss
+
+
 def probe(out: Path, argv: list[str]) -> int:
-    """Run `livefaces.cli.main(argv)` and write samples of its session's counters to `out`."""
+    """Run `livefaces.cli.main(argv)` and write samples of its session's (or, with --ray, its
+    fleet's) counters to `out`."""
     from livefaces import cli
     from livefaces.runtime import threaded
 
-    sessions: list = []
-    original = threaded.Session.__init__
+    runs: list = []
 
-    def remember(self, *args, **kwargs) -> None:
-        original(self, *args, **kwargs)
-        sessions.append(self)
+    def remember(kind: type) -> None:
+        original = kind.__init__
 
-    threaded.Session.__init__ = remember  # type: ignore[method-assign]
+        def init(self, *args, **kwargs) -> None:
+            original(self, *args, **kwargs)
+            runs.append(self)
+
+        kind.__init__ = init  # type: ignore[method-assign]
+
+    remember(threaded.Session)
+    with contextlib.suppress(ImportError):
+        from livefaces.fleet import ray_fleet
+
+        remember(ray_fleet.Fleet)
     samples: list[dict] = []
     done = threading.Event()
     pid = os.getpid()
 
     def sample() -> None:
         while not done.wait(SAMPLE_SECONDS):
-            if sessions:
-                samples.append(reading(sessions[0], pid))
+            if runs:
+                take = fleet_reading if hasattr(runs[0], "hosts") else reading
+                samples.append(take(runs[0], pid))
 
     sampler = threading.Thread(target=sample, name="probe", daemon=True)
     sampler.start()
@@ -211,6 +257,12 @@ def probe(out: Path, argv: list[str]) -> int:
         sampler.join(2)
         out.write_text(json.dumps({"code": code, "samples": samples}))
     return code
+
+
+def usage(pid: int) -> dict:
+    roles, pss = tree_sample(pid)
+    rss = process_sample(pid)[0]
+    return {"t": time.monotonic(), "cpu": sum(roles.values()), "roles": roles, "rss": rss, "pss": pss}
 
 
 def reading(session, pid: int) -> dict:
@@ -225,17 +277,35 @@ def reading(session, pid: int) -> dict:
             "dropped": snap.dropped,
             "scans": runner.full_scans,
             "refines": runner.refinements,
+            "latency": snap.latency_ms,
         }
     load = session.service.load()
-    cpu = os.times()
-    return {
-        "t": time.monotonic(),
-        "cpu": cpu.user + cpu.system,
-        "rss": process_sample(pid)[0],
-        "batch": load.mean_batch,
-        "busy": load.busy_percent,
-        "cameras": cameras,
-    }
+    return {**usage(pid), "batch": load.mean_batch, "busy": load.busy_percent, "cameras": cameras}
+
+
+def fleet_reading(fleet, pid: int) -> dict:
+    """The same reading from a Ray fleet (its driver's last poll), plus each camera's link."""
+    from livefaces.runtime.status import RUNNING
+
+    status, cameras = fleet.status(), {}
+    for camera, host in zip(status.cameras, fleet.hosts(), strict=True):
+        link = host.link if host is not None else None
+        cameras[camera.name] = {
+            "alive": camera.state in RUNNING,
+            "captured": camera.stats.captured,
+            "shown": camera.stats.displayed,
+            "dropped": camera.stats.dropped,
+            "scans": host.full_scans if host is not None else 0,
+            "refines": host.refinements if host is not None else 0,
+            "latency": camera.stats.latency_ms,
+            "sent": link.sent if link else 0,
+            "sent_bytes": link.sent_bytes if link else 0,
+            "round_trip": link.round_trip_ms if link else 0.0,
+            "link_dropped": link.dropped if link else 0,
+        }
+    load = status.load
+    batch, busy = (load.mean_batch, load.busy_percent) if load is not None else (0.0, 0.0)
+    return {**usage(pid), "batch": batch, "busy": busy, "cameras": cameras}
 
 
 # Runs.
@@ -292,6 +362,11 @@ def run_mode(
         processes = [launch(cameras, folder, seconds, "all", record, extra)]
     else:
         processes = [launch([camera], folder, seconds, camera.name, record, extra) for camera in cameras]
+    return collect(processes, seconds)
+
+
+def collect(processes: list[Process], seconds: float) -> list[Process]:
+    """Wait for every process (stopped if it overruns by 4 minutes) and read its probe."""
     for process in processes:
         try:
             process.code = process.popen.wait(seconds + 240)

@@ -75,18 +75,25 @@ def _main(argv: Sequence[str] | None, interrupts: Interrupts, hangups: Hangups) 
     hangups.targets.append(logs.request_reopen)
     try:
         logs.install()
-        return _run(config, console, logs, interrupts, hangups)
+        return _run(config, console, logs, interrupts, hangups, argv)
     finally:
         hangups.targets.clear()
         logs.close()
 
 
-def _run(config: RunConfig, console: Console, logs: Logs, interrupts: Interrupts, hangups: Hangups) -> int:
+def _run(
+    config: RunConfig,
+    console: Console,
+    logs: Logs,
+    interrupts: Interrupts,
+    hangups: Hangups,
+    argv: Sequence[str] | None,
+) -> int:
     try:
         from livefaces.app import BadInput, SharedOutputs, open_cameras, run_session
 
         if config.ray is not None:
-            return _run_fleet(config, console, logs, interrupts)
+            return _run_fleet(config, console, logs, interrupts, hangups, argv)
         cameras = open_cameras(config)
         shared = SharedOutputs(config)
         hangups.targets.append(shared.reopen_event_logs)  # SIGHUP: the event files too
@@ -99,8 +106,16 @@ def _run(config: RunConfig, console: Console, logs: Logs, interrupts: Interrupts
     return report(outcome, interrupts)
 
 
-def _run_fleet(config: RunConfig, console: Console, logs: Logs, interrupts: Interrupts) -> int:
-    """`--ray`: the cameras on a Ray cluster (`livefaces.fleet`)."""
+def _run_fleet(
+    config: RunConfig,
+    console: Console,
+    logs: Logs,
+    interrupts: Interrupts,
+    hangups: Hangups,
+    argv: Sequence[str] | None,
+) -> int:
+    """`--ray`: the cameras on a Ray cluster (`livefaces.fleet`). SIGHUP reads the command line
+    and its config file again: cameras join and leave."""
     if config.http is not None:
         logs.setup_error(
             "livefaces: error: --http: the web view runs in one process; it does not work with --ray yet"
@@ -108,9 +123,14 @@ def _run_fleet(config: RunConfig, console: Console, logs: Logs, interrupts: Inte
         return EXIT_BAD_INPUT
     from livefaces.app import BadInput
     from livefaces.fleet.ray_fleet import FleetError, run_fleet
+    from livefaces.options import parse_command_line
 
+    hangup = threading.Event()
+    hangups.targets.append(hangup.set)
     try:
-        outcome = run_fleet(config, console, interrupts.stop, interrupts.abort)
+        outcome = run_fleet(
+            config, console, interrupts.stop, interrupts.abort, hangup, lambda: parse_command_line(argv)
+        )
     except (FleetError, BadInput) as error:
         logs.setup_error(f"livefaces: error: {error}")
         return EXIT_BAD_INPUT

@@ -10,6 +10,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -86,8 +87,8 @@ def test_two_cameras_share_one_detector_worker_and_record_with_events(
         until(lambda: all(c.stats.detected >= 10 for c in fleet.status().cameras), "detections", fleet)
         assert fleet.status().detector is not None and fleet.status().detector.calls > 0
     finally:
-        reports = fleet.finish()
-    assert all(report is not None for report in reports)
+        reports = [report for _, report in fleet.finish()]
+    assert len(reports) == 2 and all(report is not None for report in reports)
     for report in reports:
         assert report.summary.error is None, report.summary
         assert report.link.sent > 0 and report.link.replies > 0
@@ -104,12 +105,13 @@ def test_a_killed_camera_worker_is_restarted_and_records_a_new_segment(cluster: 
     fleet.start()
     try:
         until(lambda: frames_shown(fleet, "demo") >= 45, "45 frames", fleet)
-        first_pid = ray.get(fleet.cameras[0].pid.remote(), timeout=30)
-        ray.kill(fleet.cameras[0], no_restart=False)
+        actor = fleet.members[0].actor
+        first_pid = ray.get(actor.pid.remote(), timeout=30)
+        ray.kill(actor, no_restart=False)
 
         def restarted() -> bool:
             try:
-                return ray.get(fleet.cameras[0].pid.remote(), timeout=5) != first_pid
+                return ray.get(actor.pid.remote(), timeout=5) != first_pid
             except Exception:
                 return False
 
@@ -117,8 +119,8 @@ def test_a_killed_camera_worker_is_restarted_and_records_a_new_segment(cluster: 
         until(lambda: (tmp_path / "rec-demo-2.mp4").exists(), "a second segment")
         until(lambda: frames_shown(fleet, "demo") >= 45, "45 frames after the restart", fleet)
     finally:
-        reports = fleet.finish()
-    assert reports[0] is not None and reports[0].segment == 2
+        ((_, report),) = fleet.finish()
+    assert report is not None and report.segment == 2
     assert decoded_frames(tmp_path / "rec-demo.mp4") >= 30  # the killed worker's, crash-safe
     assert decoded_frames(tmp_path / "rec-demo-2.mp4") >= 45
     gap = [e for e in events_of(tmp_path / "events.jsonl") if e["event"] in ("stream_down", "stream_up")]
@@ -140,9 +142,8 @@ def test_a_killed_detector_worker_is_restarted_and_no_camera_hangs(cluster: None
         until(lambda: fleet.status().cameras[0].stats.detected >= detected + 10, "detections again", fleet)
     finally:
         started = time.monotonic()
-        reports = fleet.finish()
+        ((_, report),) = fleet.finish()
         finish_seconds = time.monotonic() - started
-    report = reports[0]
     assert report is not None and report.summary.error is None
     assert report.link.restarts + report.link.failures >= 1  # the link saw the detector go
     assert finish_seconds < 60
@@ -197,3 +198,99 @@ def test_bad_input_on_ray_is_one_line_on_fd_2_before_any_cluster_starts(
     assert result.stdout == ""
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith(message), result.stderr
+
+
+def names_of(fleet: Fleet) -> list[str]:
+    return [camera.name for camera in fleet.status().cameras]
+
+
+def test_cameras_join_and_leave_through_apply_and_a_restarted_camera_records_a_new_segment(
+    cluster: None, tmp_path: Path
+) -> None:
+    one = demo_config(tmp_path)
+    both = demo_config(tmp_path, "--source", "side=demo")
+    fleet = Fleet(one)
+    fleet.start()
+    try:
+        until(lambda: frames_shown(fleet, "demo") >= 15, "15 frames", fleet)
+        assert fleet.apply(both) == ["camera side joined"]
+        until(lambda: frames_shown(fleet, "side") >= 15, "the joined camera's frames", fleet)
+        assert fleet.apply(both) == []
+        assert fleet.apply(demo_config(tmp_path, "--source", "side=demo", "--min-face-size", "30")) == [
+            "camera demo changed: restarting it",
+            "camera side changed: restarting it",
+        ]
+        until(lambda: frames_shown(fleet, "side") >= 15, "the restarted camera's frames", fleet)
+        crowd = [arg for k in range(8) for arg in ("--source", f"extra{k}=demo")]
+        refused = fleet.apply(demo_config(tmp_path, "--source", "side=demo", "--min-face-size", "30", *crowd))
+        assert len(refused) == 8 and all(
+            "free CPUs and 8 camera worker(s) need 8" in line for line in refused
+        )
+        assert names_of(fleet) == ["demo", "side"]  # more than the cluster holds: none joined
+        assert fleet.apply(demo_config(tmp_path, "--min-face-size", "30")) == ["camera side left"]
+        assert names_of(fleet) == ["demo"]
+        until(lambda: frames_shown(fleet, "demo") >= 15, "frames after the others left", fleet)
+    finally:
+        reports = fleet.finish()
+    assert [(spec.name, report is not None and report.segment) for spec, report in reports] == [
+        ("demo", 1), ("side", 1), ("side", 2), ("demo", 2),
+    ]  # fmt: skip
+    for name in ("rec-demo.mp4", "rec-side.mp4", "rec-demo-2.mp4", "rec-side-2.mp4"):
+        assert decoded_frames(tmp_path / name) >= 15, name
+
+
+def test_sighup_reloads_the_config_file_cameras_join_and_leave_without_a_restart(tmp_path: Path) -> None:
+    config = tmp_path / "cameras.toml"
+    head = 'output = "rec-{name}.mp4"\nlive = true\npreset = "ultrafast"\n'
+    camera_a, camera_b = '[[cameras]]\nname = "a"\nurl = "demo"\n', '[[cameras]]\nname = "b"\nurl = "demo"\n'
+    config.write_text(head + camera_a)
+    command = [sys.executable, "-m", "livefaces", "--config", str(config), "--ray", "local", "--no-display"]
+    process = subprocess.Popen(
+        command, cwd=REPO, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+
+    def wait_for(condition: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + WAIT
+        while not condition():
+            assert process.poll() is None, "".join(lines)
+            assert time.monotonic() < deadline, f"not within {WAIT:.0f} s: {what}: {''.join(lines)}"
+            time.sleep(0.2)
+
+    def logged(text: str) -> Callable[[], bool]:
+        return lambda: any(text in line for line in lines)
+
+    try:
+        wait_for(lambda: decodable(tmp_path / "rec-a.mp4"), "camera a recording")
+        config.write_text(head + camera_a + camera_b)
+        process.send_signal(signal.SIGHUP)
+        wait_for(logged("livefaces: SIGHUP: camera b joined"), "camera b joined")
+        wait_for(lambda: decodable(tmp_path / "rec-b.mp4"), "camera b recording")
+        config.write_text(head + camera_b + "min_face_size = 8\n")
+        process.send_signal(signal.SIGHUP)
+        wait_for(logged("the cameras stay as they are"), "a broken file refused")
+        config.write_text(head + camera_b)
+        process.send_signal(signal.SIGHUP)
+        wait_for(logged("livefaces: SIGHUP: camera a left"), "camera a left")
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=WAIT)
+        reader.join(timeout=WAIT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    err = "".join(lines)
+    assert process.returncode == 0, err
+    refused = [line for line in lines if "the cameras stay as they are" in line]
+    assert len(refused) == 1 and "cameras[0].min_face_size" in refused[0], err
+    assert "Traceback" not in err
+    assert decoded_frames(tmp_path / "rec-a.mp4") > 0 and decoded_frames(tmp_path / "rec-b.mp4") > 0
+
+
+def decodable(path: Path) -> bool:
+    """A recording that exists and holds a decodable frame (it is being written)."""
+    try:
+        return path.exists() and decoded_frames(path) > 0
+    except av.error.FFmpegError:
+        return False

@@ -22,6 +22,7 @@ import os
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,8 @@ CALL_SECONDS = 10.0  # longest wait for a quick call (status, load) to an actor
 DETECTOR_START_SECONDS = 180.0  # a detector actor's first start loads TensorFlow and the weights
 OPEN_SECONDS = 120.0  # opening every camera (a stream's first frame, retries included)
 FINISH_SECONDS = 60.0  # a camera finalizing its recordings
+MAX_CAMERAS_PER_DETECTOR = 64  # threads a detector actor keeps for cameras' exchange calls
+LOCAL_SPARE_CAMERAS = 16  # `--ray local`: logical CPUs kept for cameras a reload adds
 REACH_SECONDS = 5.0  # a cluster address that does not accept a connection in this time is refused
 
 
@@ -67,12 +70,14 @@ class CameraActor:
     """A Ray actor around `CameraHost`. Ray re-runs `__init__` when it restarts the actor: then
     the camera is opened and started at once (the driver started it the first time)."""
 
-    def __init__(self, config: RunConfig, index: int, detector: Any) -> None:
+    def __init__(
+        self, config: RunConfig, index: int, detector: Any, sharing: int, new_segment: bool = False
+    ) -> None:
         import ray
 
         self.detector = detector
         restarted = ray.get_runtime_context().was_current_actor_reconstructed
-        self.host = CameraHost(config, index, RemoteDetector(detector), restarted)
+        self.host = CameraHost(config, index, RemoteDetector(detector), restarted, sharing, new_segment)
         if restarted:
             self._forget()
             if self.host.open() is None:
@@ -87,6 +92,9 @@ class CameraActor:
 
     def status(self) -> HostStatus:
         return self.host.status()
+
+    def reopen_event_logs(self) -> None:
+        self.host.reopen_event_logs()
 
     def finish(self, timeout: float) -> HostReport:
         return self.host.finish(timeout)
@@ -148,17 +156,30 @@ def combined_load(loads: list[ServiceLoad]) -> ServiceLoad | None:
     )
 
 
+@dataclass
+class Member:
+    """A camera of the running fleet: its spec, its actor, and the detector it uses."""
+
+    spec: CameraSpec
+    actor: Any
+    detector: int
+    status: CameraStatus
+    host: HostStatus | None = None
+
+
 class Fleet:
-    """The driver's view of the running actors: `start`, `poll`, `status`, `finish`."""
+    """The driver's view of the running actors: `start`, `poll`, `status`, `apply` (cameras join
+    and leave), `finish`. One thread (the driver's loop) calls all but `status` and `hosts`."""
 
     def __init__(self, config: RunConfig) -> None:
         self.config = config
         self.detectors: list[Any] = []
-        self.cameras: list[Any] = []
+        self.members: list[Member] = []
+        self.departed: list[tuple[CameraSpec, HostReport | None]] = []
         self.device = ""
-        self._status: list[CameraStatus] = [_waiting(spec) for spec in config.cameras]
+        self._seen: set[str] = set()
+        self._published: tuple[list[CameraStatus], list[HostStatus | None]] = ([], [])
         self._load: ServiceLoad | None = None
-        self._lines: list[str] = []
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -167,98 +188,183 @@ class Fleet:
         import ray
 
         config = self.config
-        count = config.ray_detectors
         threads = max(1, int(config.ray_detector_cpus)) if config.ray_detector_gpus == 0 else None
         detector_actor = ray.remote(DetectorWorker).options(
             num_cpus=config.ray_detector_cpus,
             num_gpus=config.ray_detector_gpus,
             max_restarts=-1,
             max_task_retries=0,
-            max_concurrency=len(config.cameras) + 4,
+            max_concurrency=MAX_CAMERAS_PER_DETECTOR + 4,
         )
-        self.detectors = [detector_actor.remote(config.device, threads) for _ in range(count)]
+        self.detectors = [detector_actor.remote(config.device, threads) for _ in range(config.ray_detectors)]
         try:
             self.device = ray.get(self.detectors[0].device.remote(), timeout=DETECTOR_START_SECONDS)
         except Exception as error:
             self.kill()
             raise FleetError(f"--ray: the detector worker did not start: {_reason(error)}") from None
-        camera_actor = ray.remote(CameraActor).options(
-            num_cpus=config.ray_camera_cpus, max_restarts=-1, max_task_retries=0, max_concurrency=4
-        )
-        self.cameras = [
-            camera_actor.remote(config, index, self.detectors[index % count])
-            for index in range(len(config.cameras))
-        ]
         try:
-            errors = ray.get([camera.open.remote() for camera in self.cameras], timeout=OPEN_SECONDS)
+            errors = self._join(config, list(config.cameras))
         except Exception as error:
             self.kill()
             raise FleetError(f"--ray: the camera workers did not start: {_reason(error)}") from None
-        failed = [error for error in errors if error is not None]
-        if failed:
+        if errors:
             self.finish()
-            raise FleetError(failed[0])
-        ray.get([camera.start.remote() for camera in self.cameras], timeout=OPEN_SECONDS)
+            raise FleetError(next(iter(errors.values())))
+        self._publish()
+
+    def _join(self, config: RunConfig, specs: list[CameraSpec]) -> dict[str, str]:
+        """Place, open and start these cameras of `config` (each on the detector with the fewest
+        cameras); the open errors by camera (those cameras are finished and left out)."""
+        import ray
+
+        need, free = len(specs) * config.ray_camera_cpus, ray.available_resources().get("CPU", 0.0)
+        if need > free + 1e-6:
+            short = (
+                f"--ray: the cluster has {free:g} free CPUs and {len(specs)} camera worker(s) need "
+                f"{need:g} (--ray-camera-cpus {config.ray_camera_cpus:g} each)"
+            )
+            return {spec.name: short for spec in specs}
+        camera_actor = ray.remote(CameraActor).options(
+            num_cpus=config.ray_camera_cpus, max_restarts=-1, max_task_retries=0, max_concurrency=4
+        )
+        count = len(self.detectors)
+        total = len(self.members) + len(specs)
+        sharing = -(-total // count)
+        joined = []
+        for spec in specs:
+            uses = [sum(m.detector == d for m in self.members + joined) for d in range(count)]
+            detector = uses.index(min(uses))
+            index = config.cameras.index(spec)
+            actor = camera_actor.remote(
+                config, index, self.detectors[detector], sharing, spec.name in self._seen
+            )
+            joined.append(Member(spec, actor, detector, _waiting(spec)))
+            self._seen.add(spec.name)
+        self.members += joined
+        try:
+            errors = ray.get([m.actor.open.remote() for m in joined], timeout=OPEN_SECONDS)
+        except Exception as error:  # not placed, or not open in time: they do not join
+            for member in joined:
+                with contextlib.suppress(Exception):
+                    ray.kill(member.actor, no_restart=True)
+            self.members = [m for m in self.members if m not in joined]
+            return {m.spec.name: f"--ray: the camera worker did not start: {_reason(error)}" for m in joined}
+        failed = [m for m, error in zip(joined, errors) if error is not None]
+        if failed:
+            self._leave(failed)
+        started = [m for m in joined if m not in failed]
+        ray.get([m.actor.start.remote() for m in started], timeout=OPEN_SECONDS)
+        return {m.spec.name: error for m, error in zip(joined, errors) if error is not None}
+
+    def _leave(self, members: list[Member]) -> None:
+        """These cameras finish their outputs and leave the fleet (their reports are kept)."""
+        import ray
+
+        refs = [m.actor.finish.remote(FINISH_SECONDS) for m in members]
+        for member, ref in zip(members, refs):
+            try:
+                report: HostReport | None = ray.get(ref, timeout=FINISH_SECONDS + CALL_SECONDS)
+            except Exception:
+                report = None
+            self.departed.append((member.spec, report))
+            with contextlib.suppress(Exception):
+                ray.kill(member.actor, no_restart=True)
+        self.members = [m for m in self.members if m not in members]
+
+    def apply(self, config: RunConfig) -> list[str]:
+        """Cameras join or leave without a restart: the cameras of `config` (a config file read
+        again) become the fleet's. A camera whose settings changed is restarted; one that joins
+        again records to a new segment. The run's own options stay as they started. Returns one
+        line per change."""
+        wanted = {spec.name: spec for spec in config.cameras}
+        leaving = [m for m in self.members if wanted.get(m.spec.name) != m.spec]
+        kept = {m.spec.name for m in self.members} - {m.spec.name for m in leaving}
+        joining = [spec for spec in config.cameras if spec.name not in kept]
+        lines = [f"camera {m.spec.name} left" for m in leaving if m.spec.name not in wanted]
+        lines += [f"camera {m.spec.name} changed: restarting it" for m in leaving if m.spec.name in wanted]
+        if leaving:
+            self._leave(leaving)
+        if joining:
+            errors = self._join(replace(self.config, cameras=tuple(config.cameras)), joining)
+            changed = {m.spec.name for m in leaving}
+            for spec in joining:
+                if spec.name in errors:
+                    lines.append(f"camera {spec.name} did not join: {errors[spec.name]}")
+                elif spec.name not in changed:
+                    lines.append(f"camera {spec.name} joined")
+        self.config = replace(self.config, cameras=tuple(m.spec for m in self.members))
+        self._publish()
+        return lines
 
     def poll(self) -> list[str]:
         """Read every camera's status and the detectors' load; returns the cameras' link lines.
         A camera whose actor does not answer (dead, restarting) is shown reconnecting."""
         import ray
 
-        refs = [camera.status.remote() for camera in self.cameras]
+        refs = [m.actor.status.remote() for m in self.members]
         loads = [detector.load.remote() for detector in self.detectors]
         lines: list[str] = []
-        statuses = list(self._status)
-        for index, ref in enumerate(refs):
+        for member, ref in zip(self.members, refs):
             try:
                 host: HostStatus = ray.get(ref, timeout=CALL_SECONDS)
             except Exception as error:
-                statuses[index] = replace(
-                    statuses[index], state=states.RECONNECTING, error=f"camera worker: {_reason(error)}"
+                member.status = replace(
+                    member.status, state=states.RECONNECTING, error=f"camera worker: {_reason(error)}"
                 )
                 continue
             lines += host.lines
+            member.host = host
             if host.camera is not None:
-                statuses[index] = host.camera
+                member.status = host.camera
         found = []
         for ref in loads:
             with contextlib.suppress(Exception):
                 found.append(ray.get(ref, timeout=CALL_SECONDS))
         with self._lock:
-            self._status = statuses
             self._load = combined_load(found) if found else self._load
+        self._publish()
         return lines
+
+    def _publish(self) -> None:
+        with self._lock:
+            self._published = ([m.status for m in self.members], [m.host for m in self.members])
 
     def status(self) -> SessionStatus:
         with self._lock:
-            return SessionStatus(tuple(self._status), f"ray: {self.device}", self._load)
+            return SessionStatus(tuple(self._published[0]), f"ray: {self.device}", self._load)
+
+    def hosts(self) -> list[HostStatus | None]:
+        """Every camera host's last answer to `poll` (None until it answered): link traffic and
+        the runner's counts, for benchmarks."""
+        with self._lock:
+            return list(self._published[1])
 
     def all_ended(self) -> bool:
-        with self._lock:
-            return all(status.state not in states.RUNNING for status in self._status)
+        return all(m.status.state not in states.RUNNING for m in self.members)
 
-    def finish(self) -> list[HostReport | None]:
-        """Every camera stops and finalizes its outputs (None for a camera whose worker could not
-        answer); then the detectors stop."""
+    def reopen_event_logs(self) -> None:
+        """Every camera reopens its event files (SIGHUP, for logrotate)."""
+        for member in self.members:
+            with contextlib.suppress(Exception):
+                member.actor.reopen_event_logs.remote()
+
+    def finish(self) -> list[tuple[CameraSpec, HostReport | None]]:
+        """Every camera stops and finalizes its outputs; then the detectors stop. Returns every
+        camera of the run with its report (None for a worker that could not answer), those
+        that left on the way included."""
         import ray
 
-        refs = [camera.finish.remote(FINISH_SECONDS) for camera in self.cameras]
-        reports: list[HostReport | None] = []
-        for ref in refs:
-            try:
-                reports.append(ray.get(ref, timeout=FINISH_SECONDS + CALL_SECONDS))
-            except Exception:
-                reports.append(None)
+        self._leave(list(self.members))
         for detector in self.detectors:
             with contextlib.suppress(Exception):
                 ray.get(detector.stop.remote(), timeout=CALL_SECONDS)
         self.kill()
-        return reports
+        return list(self.departed)
 
     def kill(self) -> None:
         import ray
 
-        for actor in (*self.cameras, *self.detectors):
+        for actor in (*(m.actor for m in self.members), *self.detectors):
             with contextlib.suppress(Exception):
                 ray.kill(actor, no_restart=True)
 
@@ -272,13 +378,15 @@ def connect(config: RunConfig) -> None:
     quiet: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     address = config.ray or "auto"
     _reachable(address)
-    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    kept = (signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else []))
+    handlers = {signum: signal.getsignal(signum) for signum in kept}
     try:
         if address == "local":
             needed = (
                 len(config.cameras) * config.ray_camera_cpus + config.ray_detectors * config.ray_detector_cpus
             )
-            cpus = max(os.cpu_count() or 1, int(needed + 0.999))
+            spare = LOCAL_SPARE_CAMERAS * config.ray_camera_cpus  # room for cameras that join later
+            cpus = max(os.cpu_count() or 1, int(needed + 0.999)) + int(spare + 0.999)
             gpus = config.ray_detectors * config.ray_detector_gpus
             ray.init(num_cpus=cpus, num_gpus=int(gpus + 0.999), **quiet)
         else:
@@ -318,10 +426,20 @@ def precheck(config: RunConfig) -> None:
 
 
 def run_fleet(
-    config: RunConfig, console: Console, stop: threading.Event, abort: threading.Event
+    config: RunConfig,
+    console: Console,
+    stop: threading.Event,
+    abort: threading.Event,
+    hangup: threading.Event | None = None,
+    reload: Callable[[], RunConfig] | None = None,
 ) -> FleetOutcome:
     """Run the cameras on Ray until every camera ends or `stop` is set; every camera finalizes
-    its outputs. The panel, the state log and `--metrics` read the polled status."""
+    its outputs. The panel, the state log and `--metrics` read the polled status.
+
+    When `hangup` is set (SIGHUP), every camera reopens its event files and `reload` (the
+    command line and its config file read again) gives the cameras that should run now: those
+    that left finish, new ones join. A config that no longer reads gives one line; nothing
+    changes then."""
     import ray
 
     from livefaces.app import _serve_metrics
@@ -347,9 +465,15 @@ def run_fleet(
     watcher = StatusWatcher(fleet.status, StateLog()).start()
     if reporter is not None:
         reporter.start()
-    reports: list[HostReport | None] = []
+    reports: list[tuple[CameraSpec, HostReport | None]] = []
     try:
         while not stop.is_set():
+            if hangup is not None and hangup.is_set():
+                hangup.clear()
+                fleet.reopen_event_logs()
+                if reload is not None:
+                    for line in _reloaded(fleet, reload):
+                        log().warning(line)
             for line in fleet.poll():
                 log().warning(line)
             if fleet.all_ended():
@@ -364,14 +488,31 @@ def run_fleet(
             metrics.stop()
         with contextlib.suppress(Exception):
             ray.shutdown()
-    return _outcome(config, reports, stop.is_set(), abort.is_set())
+    return _outcome(reports, stop.is_set(), abort.is_set())
+
+
+def _reloaded(fleet: Fleet, reload: Callable[[], RunConfig]) -> list[str]:
+    """SIGHUP: the cameras of the config read again join and leave; the lines to log."""
+    from livefaces.options import ConfigError
+
+    try:
+        config = reload()
+    except ConfigError as error:
+        return [f"livefaces: SIGHUP: {error}; the cameras stay as they are"]
+    try:
+        lines = fleet.apply(config)
+    except Exception as error:
+        return [f"livefaces: SIGHUP: the cameras could not change: {_reason(error)}"]
+    return [f"livefaces: SIGHUP: {line}" for line in lines] or [
+        "livefaces: SIGHUP: the cameras are unchanged"
+    ]
 
 
 def _outcome(
-    config: RunConfig, reports: list[HostReport | None], stopped: bool, aborted: bool
+    reports: list[tuple[CameraSpec, HostReport | None]], stopped: bool, aborted: bool
 ) -> FleetOutcome:
     summaries, cameras, links = [], [], []
-    for spec, report in zip(config.cameras, reports):
+    for spec, report in reports:
         if report is None:
             summary = CameraSummary(
                 spec.name, 0, 0, 0, 0, "error", "the camera worker did not finish", "outputs"

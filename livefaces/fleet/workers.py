@@ -93,11 +93,14 @@ class DetectorWorker:
 @dataclass(frozen=True)
 class HostStatus:
     """A camera host's state for the driver: the camera (None before it opened), the lines its
-    link reported since the last call (lost, retrying, back) and its traffic to the detector."""
+    link reported since the last call (lost, retrying, back), its traffic to the detector, and
+    the full scans and refinements its runner asked for (since this worker started)."""
 
     camera: CameraStatus | None
     lines: tuple[str, ...]
     link: LinkStats
+    full_scans: int = 0
+    refinements: int = 0
 
 
 @dataclass(frozen=True)
@@ -137,17 +140,29 @@ def _numbered(path: Path, number: int) -> Path:
 
 
 class CameraHost:
-    """One camera of the fleet: `open` (one error line, or None), `start`, `status`, `finish`."""
+    """One camera of the fleet: `open` (one error line, or None), `start`, `status`, `finish`.
+
+    sharing: the cameras that share its detector (they split the detector's time; default every
+    camera of `config`). restarted: this is a restarted worker (its first events tell the gap).
+    A restarted camera, or one that joins again (`new_segment`), records to the next free
+    segment (`rec-front-2.mp4`), never over what was recorded before."""
 
     def __init__(
-        self, config: RunConfig, index: int, endpoint: DetectorEndpoint, restarted: bool = False
+        self,
+        config: RunConfig,
+        index: int,
+        endpoint: DetectorEndpoint,
+        restarted: bool = False,
+        sharing: int | None = None,
+        new_segment: bool = False,
     ) -> None:
         spec = config.cameras[index]
         self.name = spec.name
         self.segment = 1
         self.restarted = restarted
+        self.sharing = sharing or len(config.cameras)
         self.config = config
-        if restarted:
+        if restarted or new_segment:
             self.config, self.segment = next_segment(config, spec.name)
         self.spec = spec
         self.link = DetectorLink(spec.name, endpoint)
@@ -183,7 +198,7 @@ class CameraHost:
         sinks = _sinks(config, camera, None, self._shared)
         setup = CameraSetup(
             camera.source,
-            CameraRunner(self.name, camera.info.fps, fleet_runner_settings(camera, len(config.cameras))),
+            CameraRunner(self.name, camera.info.fps, fleet_runner_settings(camera, self.sharing)),
             sinks,
             CameraLimits(config.max_frames, config.duration),
             camera.frames,
@@ -202,8 +217,11 @@ class CameraHost:
         with self._lines_lock:
             lines = tuple(self._lines)
             self._lines.clear()
-        camera = self._worker.status() if self._worker is not None else None
-        return HostStatus(camera, lines, self.link.stats())
+        worker = self._worker
+        if worker is None:
+            return HostStatus(None, lines, self.link.stats())
+        runner = worker.setup.runner
+        return HostStatus(worker.status(), lines, self.link.stats(), runner.full_scans, runner.refinements)
 
     def finish(self, timeout: float = 30.0) -> HostReport:
         """Stop the camera, finalize its outputs, and report (also when it never started)."""
@@ -233,6 +251,11 @@ class CameraHost:
             self.link.stats(),
             self.segment,
         )
+
+    def reopen_event_logs(self) -> None:
+        """Reopen the camera's event files (SIGHUP on the driver, for logrotate)."""
+        if self._shared is not None:
+            self._shared.reopen_event_logs()
 
     def wait_ended(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds for the camera to end on its own (a file); True if it has."""
