@@ -245,7 +245,10 @@ def probe(out: Path, argv: list[str]) -> int:
         while not done.wait(SAMPLE_SECONDS):
             if runs:
                 take = fleet_reading if hasattr(runs[0], "hosts") else reading
-                samples.append(take(runs[0], pid))
+                try:
+                    samples.append(take(runs[0], pid))
+                except Exception as error:  # one bad reading must not end the sampling
+                    print(f"probe: a reading failed: {type(error).__name__}: {error}", file=sys.stderr)
 
     sampler = threading.Thread(target=sample, name="probe", daemon=True)
     sampler.start()
@@ -303,7 +306,7 @@ def fleet_reading(fleet, pid: int) -> dict:
             "round_trip": link.round_trip_ms if link else 0.0,
             "link_dropped": link.dropped if link else 0,
         }
-    load = status.load
+    load = status.detector
     batch, busy = (load.mean_batch, load.busy_percent) if load is not None else (0.0, 0.0)
     return {**usage(pid), "batch": batch, "busy": busy, "cameras": cameras}
 
@@ -420,8 +423,9 @@ def steady_window(processes: list[Process], warmup: float) -> tuple[float, float
     """From `warmup` s after every camera showed a frame to when the first camera ended."""
     starts, ends = [], []
     for process in processes:
-        shown = [s["t"] for s in process.samples if all(c["shown"] > 0 for c in s["cameras"].values())]
-        alive = [s["t"] for s in process.samples if all(c["alive"] for c in s["cameras"].values())]
+        known = [s for s in process.samples if s["cameras"]]  # a fleet lists its cameras once started
+        shown = [s["t"] for s in known if all(c["shown"] > 0 for c in s["cameras"].values())]
+        alive = [s["t"] for s in known if all(c["alive"] for c in s["cameras"].values())]
         if not shown or not alive:
             return None
         starts.append(shown[0] + warmup)

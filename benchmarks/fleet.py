@@ -57,6 +57,7 @@ class Run:
     mode: str
     figures: bench.RunFigures
     latency_ms: dict[str, float]
+    refines: dict[str, float]
     wire: dict[str, Wire]
     cpu_ms_per_frame: float
     pss_mb: float
@@ -69,13 +70,15 @@ def measure(mode: str, processes: list[bench.Process], folder: Path, seconds: fl
     wire: dict[str, Wire] = {}
     window = bench.steady_window(processes, warmup)
     if window is None:
-        return Run(mode, figures, latency, wire, 0.0, 0.0, {})
+        return Run(mode, figures, latency, {}, wire, 0.0, 0.0, {})
     (process,) = processes
     inside = [s for s in process.samples if window[0] <= s["t"] <= window[1]]
     first, last = inside[0], inside[-1]
     span = last["t"] - first["t"]
+    refines: dict[str, float] = {}
     for name, camera in last["cameras"].items():
         latency[name] = statistics.median(s["cameras"][name]["latency"] for s in inside)
+        refines[name] = (camera["refines"] - first["cameras"][name]["refines"]) / span
         if "sent" not in camera:
             continue
         a = first["cameras"][name]
@@ -93,13 +96,13 @@ def measure(mode: str, processes: list[bench.Process], folder: Path, seconds: fl
     cpu_ms = (last["cpu"] - first["cpu"]) * per_frame
     roles = {role: (last["roles"][role] - first["roles"][role]) * per_frame for role in last["roles"]}
     pss = max(s["pss"] for s in process.samples) / 2**20
-    return Run(mode, figures, latency, wire, cpu_ms, pss, roles)
+    return Run(mode, figures, latency, refines, wire, cpu_ms, pss, roles)
 
 
 def camera_table(count: int, runs: list[Run]) -> Table:
     table = Table(title=f"{count} cameras at {bench.SIZE[0]}x{bench.SIZE[1]} {bench.FPS} fps")
-    columns = ("mode", "camera", "source", "fps in", "fps shown", "full scans/s", "dropped")
-    columns += ("latency ms", "new-face ms", "requests/s", "KB sent/frame", "KB/request")
+    columns = ("mode", "camera", "source", "fps in", "fps shown", "full scans/s", "refinements/s")
+    columns += ("dropped", "latency ms", "new-face ms", "requests/s", "KB sent/frame", "KB/request")
     columns += ("round trip ms", "requests dropped")
     for column in columns:
         table.add_column(column, justify="left" if column in ("mode", "camera", "source") else "right")
@@ -123,6 +126,7 @@ def camera_table(count: int, runs: list[Run]) -> Table:
                 f"{row.fps_in:.1f}",
                 f"{row.fps_shown:.1f}",
                 f"{row.scans:.1f}",
+                f"{run.refines.get(name, 0.0):.1f}",
                 str(row.dropped),
                 f"{run.latency_ms.get(name, 0.0):.0f}",
                 row.latency,

@@ -394,7 +394,7 @@ def run_session(
     try:
         metrics = _serve_metrics(config)
         shared = shared or SharedOutputs(config)
-        web = _serve_web(config, shared, metrics)
+        web = _serve_web(config, shared.web_frames, shared.web_events, metrics)
         show = config.display and display_available()
         if config.display and not show:
             log().info("livefaces: no display available, running headless (--no-display)")
@@ -512,10 +512,13 @@ def _serve_metrics(config: RunConfig) -> SessionMetrics | None:
     return metrics
 
 
-def _serve_web(config: RunConfig, shared: SharedOutputs, metrics: SessionMetrics | None) -> WebServer | None:
-    """The web view, bound at `--http` (BadInput when that address cannot be bound), with a warning
-    line when it is reachable beyond this machine without a token."""
-    if config.http is None or shared.web_frames is None or shared.web_events is None:
+def _serve_web(
+    config: RunConfig, frames: LiveFrames | None, events: EventStore | None, metrics: SessionMetrics | None
+) -> WebServer | None:
+    """The web view of these pictures and events (a session's, or a fleet's over Ray), bound at
+    `--http` (BadInput when that address cannot be bound), with a warning line when it is
+    reachable beyond this machine without a token."""
+    if config.http is None or frames is None or events is None:
         return None
     from livefaces.observe.logs import log
     from livefaces.observe.metrics import is_loopback
@@ -523,7 +526,7 @@ def _serve_web(config: RunConfig, shared: SharedOutputs, metrics: SessionMetrics
 
     token = config.http_token.text if config.http_token is not None else None
     registry = metrics.registry if metrics is not None else None
-    web = WebServer(shared.web_frames, shared.web_events, registry, token)
+    web = WebServer(frames, events, registry, token)
     host, port = config.http
     try:
         endpoint = web.start(host, port)

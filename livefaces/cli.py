@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from livefaces.app import OpenCamera, SessionOutcome
+    from livefaces.fleet.link import LinkStats
     from livefaces.observe.logs import Logs
     from livefaces.options import RunConfig
     from livefaces.runtime.threaded import CameraSummary
@@ -116,11 +117,6 @@ def _run_fleet(
 ) -> int:
     """`--ray`: the cameras on a Ray cluster (`livefaces.fleet`). SIGHUP reads the command line
     and its config file again: cameras join and leave."""
-    if config.http is not None:
-        logs.setup_error(
-            "livefaces: error: --http: the web view runs in one process; it does not work with --ray yet"
-        )
-        return EXIT_BAD_INPUT
     from livefaces.app import BadInput
     from livefaces.fleet.ray_fleet import FleetError, run_fleet
     from livefaces.options import parse_command_line
@@ -157,13 +153,16 @@ def report(outcome: SessionOutcome, interrupts: Interrupts) -> int:
     terminal, timestamped in service mode)."""
     several = len(outcome.cameras) > 1
     codes = [EXIT_OK]
-    for camera, summary in zip(outcome.cameras, outcome.summary.cameras):
+    links = getattr(outcome, "links", None)  # a fleet run: each camera's link to its detector
+    for index, (camera, summary) in enumerate(zip(outcome.cameras, outcome.summary.cameras)):
         code, head = _camera_head(camera, summary, outcome.summary.aborted, interrupts)
         codes.append(code)
         prefix = f"livefaces: [{camera.spec.name}] " if several else "livefaces: "
         _say(prefix + head, logging.ERROR if code != EXIT_OK else logging.INFO)
         for written in summary.outputs:
             _say(f"{prefix}wrote {written}")
+        if links is not None:
+            _say_link(prefix, links[index])
         skipped = camera.source.skipped
         for line in skipped[:MAX_SKIPPED_SHOWN]:
             _say(f"{prefix}skipped {line}", logging.WARNING)
@@ -172,6 +171,14 @@ def report(outcome: SessionOutcome, interrupts: Interrupts) -> int:
     if outcome.summary.aborted:
         return EXIT_ABORTED
     return max(codes)
+
+
+def _say_link(prefix: str, link: LinkStats) -> None:
+    """A fleet camera's traffic to its detector, and what a failing detector cost it."""
+    line = f"{prefix}detector link: {link.sent} requests, {link.sent_bytes / 1e6:.1f} MB sent"
+    line += f", {link.dropped} dropped" if link.dropped else ", none dropped"
+    line += f" ({link.restarts} detector restarts)" if link.restarts else ""
+    _say(line, logging.WARNING if link.dropped else logging.INFO)
 
 
 def _camera_head(

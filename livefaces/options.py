@@ -692,7 +692,7 @@ class RunConfig:
         metavar="ADDRESS",
     )
     ray_detectors: int = option(
-        1, Integer(1), "--ray: detector workers (cameras share them in turn)", metavar="N"
+        1, Integer(1), "--ray: detector workers (a camera uses the one with the fewest cameras)", metavar="N"
     )
     ray_camera_cpus: float = option(1.0, Number(0.0), "--ray: CPUs each camera worker takes", metavar="N")
     ray_detector_cpus: float = option(1.0, Number(0.0), "--ray: CPUs each detector worker takes", metavar="N")

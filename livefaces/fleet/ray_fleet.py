@@ -96,6 +96,15 @@ class CameraActor:
     def reopen_event_logs(self) -> None:
         self.host.reopen_event_logs()
 
+    def jpeg(self, annotated: bool, width: int | None) -> tuple[int, bytes] | None:
+        return self.host.jpeg(annotated, width)
+
+    def recent_events(self, since: float | None, limit: int) -> list[Any]:
+        return self.host.recent_events(since, limit)
+
+    def snapshot(self, event_id: str) -> bytes | None:
+        return self.host.snapshot(event_id)
+
     def finish(self, timeout: float) -> HostReport:
         return self.host.finish(timeout)
 
@@ -178,7 +187,9 @@ class Fleet:
         self.departed: list[tuple[CameraSpec, HostReport | None]] = []
         self.device = ""
         self._seen: set[str] = set()
-        self._published: tuple[list[CameraStatus], list[HostStatus | None]] = ([], [])
+        waiting = [_waiting(spec) for spec in config.cameras]  # until the workers answer
+        self._published: tuple[list[CameraStatus], list[HostStatus | None]] = (waiting, [None] * len(waiting))
+        self._actors: dict[str, Any] = {}
         self._load: ServiceLoad | None = None
         self._lock = threading.Lock()
 
@@ -328,6 +339,12 @@ class Fleet:
     def _publish(self) -> None:
         with self._lock:
             self._published = ([m.status for m in self.members], [m.host for m in self.members])
+            self._actors = {m.spec.name: m.actor for m in self.members}
+
+    def actor_of(self, camera: str) -> Any:
+        """The camera's actor (None for a camera not in the fleet now); from any thread."""
+        with self._lock:
+            return self._actors.get(camera)
 
     def status(self) -> SessionStatus:
         with self._lock:
@@ -442,18 +459,23 @@ def run_fleet(
     changes then."""
     import ray
 
-    from livefaces.app import _serve_metrics
+    from livefaces.app import _serve_metrics, _serve_web
+    from livefaces.fleet.web import FleetEvents, FleetFrames, FleetUploads
     from livefaces.observe.logs import log
     from livefaces.observe.state_log import StateLog, StatusWatcher
     from livefaces.panel import SessionReporter
 
     precheck(config)
-    metrics = _serve_metrics(config)
     fleet = Fleet(config)
+    metrics = _serve_metrics(config)
+    web = uploads = None
     try:
+        web = _serve_web(config, FleetFrames(fleet), FleetEvents(fleet), metrics)
         connect(config)
         fleet.start()
     except BaseException:
+        if web is not None:
+            web.stop()
         if metrics is not None:
             metrics.stop()
         with contextlib.suppress(Exception):
@@ -461,6 +483,9 @@ def run_fleet(
         raise
     if metrics is not None:
         metrics.collector.attach(fleet.status)
+    if web is not None:
+        uploads = FleetUploads(RemoteDetector(fleet.detectors[0]), fleet.detectors[0].forget.remote)
+        web.attach(fleet.status, uploads)  # type: ignore[arg-type]
     reporter = SessionReporter(fleet.status, console) if console.is_terminal else None
     watcher = StatusWatcher(fleet.status, StateLog()).start()
     if reporter is not None:
@@ -480,7 +505,11 @@ def run_fleet(
                 break
             stop.wait(POLL_SECONDS)
     finally:
+        if uploads is not None:
+            uploads.close()
         reports = fleet.finish()
+        if web is not None:
+            web.stop()
         if reporter is not None:
             reporter.stop()
         watcher.stop()

@@ -18,6 +18,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from livefaces.events import Event, StreamDown, StreamUp
 from livefaces.fleet.link import DetectorEndpoint, DetectorLink, LinkStats
@@ -32,6 +33,9 @@ from livefaces.runtime.detector_service import (
     ThreadedDetectorHost,
 )
 from livefaces.runtime.status import CameraStatus
+
+if TYPE_CHECKING:
+    from livefaces.outputs.web.live import StoredEvent
 
 WORKER_RESTART = "worker_restart"  # the reason of the events a restarted camera worker starts with
 MAX_LINES = 200
@@ -251,6 +255,22 @@ class CameraHost:
             self.link.stats(),
             self.segment,
         )
+
+    def jpeg(self, annotated: bool, width: int | None) -> tuple[int, bytes] | None:
+        """The web view's picture of this camera (`--http`): (version, JPEG), None before the
+        first frame. Encoded here, on the camera's machine: only the JPEG travels."""
+        frames = self._shared.web_frames if self._shared is not None else None
+        return None if frames is None else frames.jpeg(self.name, annotated, width)
+
+    def recent_events(self, since: float | None, limit: int) -> list[StoredEvent]:
+        """This camera's newest events for the web view's API, newest first."""
+        events = self._shared.web_events if self._shared is not None else None
+        return [] if events is None else events.recent(self.name, since, limit)
+
+    def snapshot(self, event_id: str) -> bytes | None:
+        """The JPEG of one of this camera's event snapshots, None when it has none."""
+        events = self._shared.web_events if self._shared is not None else None
+        return None if events is None else events.snapshot(event_id)
 
     def reopen_event_logs(self) -> None:
         """Reopen the camera's event files (SIGHUP on the driver, for logrotate)."""
