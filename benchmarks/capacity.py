@@ -110,7 +110,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    import tensorflow as tf
+    from livefaces.quiet_tensorflow import tf
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
