@@ -486,15 +486,16 @@ def _setup(
     )
 
 
-def _serve_metrics(config: RunConfig) -> SessionMetrics | None:
+def _serve_metrics(config: RunConfig, observed_here: bool = True) -> SessionMetrics | None:
     """The session's metrics, served at `--metrics` (BadInput when that address cannot be bound);
-    kept unserved for the web view's `/metrics` when only `--http` asks for them."""
+    kept unserved for the web view's `/metrics` when only `--http` asks for them.
+    observed_here=False: a fleet's driver, serving what its camera workers observed."""
     if config.metrics is None and config.http is None:
         return None
     from livefaces.observe.logs import log
     from livefaces.observe.metrics import SessionMetrics, is_loopback
 
-    metrics = SessionMetrics()
+    metrics = SessionMetrics(observed_here)
     if config.metrics is None:
         return metrics
     host, port = config.metrics

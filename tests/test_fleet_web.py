@@ -100,3 +100,31 @@ def test_the_fleet_page_shows_live_tiles_in_a_real_browser(fleet_app: App) -> No
         wait_until(tiles_live, 60, "both tiles showing a live picture and 'online'")
     finally:
         driver.quit()  # type: ignore[attr-defined]
+
+
+def test_the_fleet_metrics_carry_what_each_camera_worker_observed(fleet_app: App) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def samples() -> dict[tuple[str, tuple], float]:
+        status, _, text = fleet_app.request("GET", "/metrics")
+        assert status == 200
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text.decode())
+            for sample in family.samples
+        }
+
+    def observed(camera: str) -> bool:
+        found = samples()
+        return (
+            found.get(("livefaces_end_to_end_latency_seconds_count", (("camera", camera),)), 0) > 0
+            and found.get(("livefaces_detection_latency_seconds_count", (("camera", camera), ("kind", "scan"))), 0) > 0
+            and found.get(("livefaces_events_total", (("camera", camera), ("kind", "face_appeared"))), 0) > 0
+        )  # fmt: skip
+
+    for camera in ("demo", "side"):
+        wait_until(lambda: observed(camera), 60, f"{camera}'s latencies and events in /metrics")  # noqa: B023
+    found = samples()
+    assert found[("livefaces_frames_captured_total", (("camera", "side"),))] > 0
+    infinite = found[("livefaces_end_to_end_latency_seconds_bucket", (("camera", "demo"), ("le", "+Inf")))]
+    assert infinite == found[("livefaces_end_to_end_latency_seconds_count", (("camera", "demo"),))]

@@ -356,6 +356,11 @@ class Fleet:
         with self._lock:
             return list(self._published[1])
 
+    def observations(self) -> list[tuple[Any, ...]]:
+        """Every camera's observed metric families from its last answer to `poll`
+        (`--metrics`: latency histograms and event counts); from any thread."""
+        return [host.observations for host in self.hosts() if host is not None]
+
     def all_ended(self) -> bool:
         return all(m.status.state not in states.RUNNING for m in self.members)
 
@@ -467,7 +472,7 @@ def run_fleet(
 
     precheck(config)
     fleet = Fleet(config)
-    metrics = _serve_metrics(config)
+    metrics = _serve_metrics(config, observed_here=False)
     web = uploads = None
     try:
         web = _serve_web(config, FleetFrames(fleet), FleetEvents(fleet), metrics)
@@ -483,6 +488,7 @@ def run_fleet(
         raise
     if metrics is not None:
         metrics.collector.attach(fleet.status)
+        metrics.forwarded.attach(fleet.observations)
     if web is not None:
         uploads = FleetUploads(RemoteDetector(fleet.detectors[0]), fleet.detectors[0].forget.remote)
         web.attach(fleet.status, uploads)  # type: ignore[arg-type]

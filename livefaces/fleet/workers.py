@@ -18,7 +18,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from livefaces.events import Event, StreamDown, StreamUp
 from livefaces.fleet.link import DetectorEndpoint, DetectorLink, LinkStats
@@ -105,6 +105,7 @@ class HostStatus:
     link: LinkStats
     full_scans: int = 0
     refinements: int = 0
+    observations: tuple[Any, ...] = ()  # prometheus_client Metric families (`--metrics`)
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,7 @@ class CameraHost:
         self._camera = None
         self._worker = None
         self._shared = None
+        self._metrics = None
 
     def open(self) -> str | None:
         """Open the source (its first frame read) and check the outputs; the error, or None."""
@@ -200,6 +202,13 @@ class CameraHost:
         config = self.config
         self._shared = SharedOutputs(config)
         sinks = _sinks(config, camera, None, self._shared)
+        observer = None
+        if config.metrics is not None or config.http is not None:
+            from livefaces.observe.metrics import SessionMetrics
+
+            self._metrics = SessionMetrics()
+            observer = self._metrics.camera(self.name)
+            sinks.append(observer.sink())
         setup = CameraSetup(
             camera.source,
             CameraRunner(self.name, camera.info.fps, fleet_runner_settings(camera, self.sharing)),
@@ -210,6 +219,7 @@ class CameraHost:
             reconnect=camera.spec.options.reconnect_settings(),
             open_error=camera.open_error,
             lead_events=self._restart_events(camera.info.kind) if self.restarted else (),
+            on_reply=observer.replied if observer is not None else None,
         )
         if self._shared.mqtt is not None:
             self._shared.mqtt.start()
@@ -225,7 +235,10 @@ class CameraHost:
         if worker is None:
             return HostStatus(None, lines, self.link.stats())
         runner = worker.setup.runner
-        return HostStatus(worker.status(), lines, self.link.stats(), runner.full_scans, runner.refinements)
+        observations = self._metrics.observations() if self._metrics is not None else ()
+        return HostStatus(
+            worker.status(), lines, self.link.stats(), runner.full_scans, runner.refinements, observations
+        )
 
     def finish(self, timeout: float = 30.0) -> HostReport:
         """Stop the camera, finalize its outputs, and report (also when it never started)."""

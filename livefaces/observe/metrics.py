@@ -9,6 +9,9 @@ Two sources, no double bookkeeping:
 - Distributions need an observation where they happen: `MetricsSink`, the last output of each
   camera, observes capture-to-output latency for every frame written and counts events by kind;
   `CameraMetrics.replied` observes each detector answer's latency on the camera's runner thread.
+  On a fleet (`--ray`) each camera worker observes into its own unserved registry and hands its
+  families to the driver with its status (`SessionMetrics.observations`); the driver's registry
+  serves them through `ForwardedObservations` instead of observing anything itself.
 
 Labels are camera names, never sources: a name is the one given (letters, digits, `_.-`) or the
 host of the URL (see `livefaces.options.derived_name`), so no credential reaches a label. The
@@ -152,32 +155,67 @@ def _fill_camera(add: Callable[[str, list[str], float], None], camera: CameraSta
     add("queue_depth", name, snap.queue_depth)
 
 
-class SessionMetrics:
-    """The session's registry: the status collector plus the observed histograms and counters."""
+class ForwardedObservations(Collector):
+    """The histograms and counters observed in other processes (a fleet's camera workers),
+    served as one family per name: `attach` a callable giving each worker's latest families."""
 
     def __init__(self) -> None:
+        self._source: Callable[[], list[tuple[Metric, ...]]] | None = None
+
+    def attach(self, source: Callable[[], list[tuple[Metric, ...]]]) -> None:
+        self._source = source
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        merged: dict[str, Metric] = {}
+        for families in self._source() if self._source is not None else []:
+            for family in families:
+                into = merged.get(family.name)
+                if into is None:
+                    into = merged[family.name] = Metric(family.name, family.documentation, family.type)
+                into.samples.extend(family.samples)
+        return iter(merged.values())
+
+
+class SessionMetrics:
+    """The session's registry: the status collector plus the observed histograms and counters.
+
+    observed_here=False (a fleet's driver): nothing is observed in this process; the camera
+    workers' observations are served through `forwarded` instead."""
+
+    def __init__(self, observed_here: bool = True) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._server: MetricsServer | None = None
         self.collector = SessionCollector()
         self.registry.register(self.collector)
+        self.forwarded = ForwardedObservations()
+        if not observed_here:
+            self.registry.register(self.forwarded)
+        observed = self.registry if observed_here else None
         self.end_to_end = Histogram(
             f"{PREFIX}_end_to_end_latency_seconds",
             "From a frame's capture to its outputs written.",
             ["camera"],
-            registry=self.registry,
+            registry=observed,
             buckets=LATENCY_BUCKETS,
         )
         self.detection = Histogram(
             f"{PREFIX}_detection_latency_seconds",
             "From a detector request's submission to its answer (queue, batch wait and compute).",
             ["camera", "kind"],
-            registry=self.registry,
+            registry=observed,
             buckets=LATENCY_BUCKETS,
         )
         self.events = Counter(
             f"{PREFIX}_events", "Events handed to the camera's outputs, by kind.", ["camera", "kind"],
-            registry=self.registry,
+            registry=observed,
         )  # fmt: skip
+
+    def observations(self) -> tuple[Metric, ...]:
+        """The observed families as plain values (picklable), for a worker's driver to serve."""
+        return (*self.end_to_end.collect(), *self.detection.collect(), *self.events.collect())
 
     def serve(self, host: str, port: int) -> Endpoint:
         """Serve the registry over HTTP at `host:port` (port 0: a free one); an OSError when the
