@@ -115,12 +115,12 @@ def test_the_fleet_metrics_carry_what_each_camera_worker_observed(fleet_app: App
         }
 
     def observed(camera: str) -> bool:
-        found = samples()
+        found, of = samples(), ("camera", camera)
         return (
-            found.get(("livefaces_end_to_end_latency_seconds_count", (("camera", camera),)), 0) > 0
-            and found.get(("livefaces_detection_latency_seconds_count", (("camera", camera), ("kind", "scan"))), 0) > 0
-            and found.get(("livefaces_events_total", (("camera", camera), ("kind", "face_appeared"))), 0) > 0
-        )  # fmt: skip
+            found.get(("livefaces_end_to_end_latency_seconds_count", (of,)), 0) > 0
+            and found.get(("livefaces_detection_latency_seconds_count", (of, ("kind", "scan"))), 0) > 0
+            and found.get(("livefaces_events_total", (of, ("kind", "face_appeared"))), 0) > 0
+        )
 
     for camera in ("demo", "side"):
         wait_until(lambda: observed(camera), 60, f"{camera}'s latencies and events in /metrics")  # noqa: B023
