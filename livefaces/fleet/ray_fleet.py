@@ -68,13 +68,25 @@ class RemoteDetector:
 
 class CameraActor:
     """A Ray actor around `CameraHost`. Ray re-runs `__init__` when it restarts the actor: then
-    the camera is opened and started at once (the driver started it the first time)."""
+    the camera is opened and started at once (the driver started it the first time).
+
+    `workdir` is the driver's working directory: the worker moves there when its node has it,
+    so relative sources and outputs mean what they mean on the driver (Ray starts workers in
+    the directory `ray start` ran in). On a node without it, paths should be absolute."""
 
     def __init__(
-        self, config: RunConfig, index: int, detector: Any, sharing: int, new_segment: bool = False
+        self,
+        config: RunConfig,
+        index: int,
+        detector: Any,
+        sharing: int,
+        new_segment: bool = False,
+        workdir: str | None = None,
     ) -> None:
         import ray
 
+        if workdir and os.path.isdir(workdir):
+            os.chdir(workdir)
         self.detector = detector
         restarted = ray.get_runtime_context().was_current_actor_reconstructed
         self.host = CameraHost(config, index, RemoteDetector(detector), restarted, sharing, new_segment)
@@ -247,7 +259,7 @@ class Fleet:
             detector = uses.index(min(uses))
             index = config.cameras.index(spec)
             actor = camera_actor.remote(
-                config, index, self.detectors[detector], sharing, spec.name in self._seen
+                config, index, self.detectors[detector], sharing, spec.name in self._seen, os.getcwd()
             )
             joined.append(Member(spec, actor, detector, _waiting(spec)))
             self._seen.add(spec.name)
