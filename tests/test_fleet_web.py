@@ -7,7 +7,6 @@ answered by the detector worker. Every wait is on an answer, with a deadline."""
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 
 import cv2
@@ -20,8 +19,8 @@ from tests.mqtt_broker import wait_until
 from tests.test_web_app import (
     ASTRONAUT,
     App,
+    browser_on_live_tiles,
     camera_state,
-    chromium_driver,
     decode,
     mjpeg_frames,
     start_app,
@@ -84,22 +83,8 @@ def test_detect_on_the_fleet_is_answered_by_the_detector_worker(fleet_app: App, 
 
 
 def test_the_fleet_page_shows_live_tiles_in_a_real_browser(fleet_app: App) -> None:
-    if shutil.which("chromium") is None or shutil.which("chromedriver") is None:
-        pytest.skip("Chromium and its driver are not installed (bash scripts/test installs them)")
-    driver = chromium_driver()
-    try:
-        driver.get(f"http://127.0.0.1:{fleet_app.port}/")  # type: ignore[attr-defined]
-
-        def tiles_live() -> bool:
-            return bool(driver.execute_script(  # type: ignore[attr-defined]
-                "return ['demo', 'side'].every(n => { const i = document.getElementById('img-' + n);"
-                " const s = document.querySelector('#cap-' + n + ' .state');"
-                " return i.complete && i.naturalWidth > 0 && s.textContent === 'online'; })"
-            ))  # fmt: skip
-
-        wait_until(tiles_live, 60, "both tiles showing a live picture and 'online'")
-    finally:
-        driver.quit()  # type: ignore[attr-defined]
+    driver = browser_on_live_tiles(fleet_app.port)  # type: ignore[attr-defined]
+    driver.quit()  # type: ignore[attr-defined]
 
 
 def test_the_fleet_metrics_carry_what_each_camera_worker_observed(fleet_app: App) -> None:

@@ -311,12 +311,14 @@ def chromium_driver() -> object:
     return webdriver.Chrome(options=options, service=service)
 
 
-def test_the_page_shows_live_tiles_in_a_real_browser(app: App) -> None:
+def browser_on_live_tiles(port: int) -> object:
+    """A headless Chromium on the page at `port`, once the `demo` and `side` tiles both show a
+    live picture and 'online' (the caller quits it); skips when Chromium is not installed."""
     if shutil.which("chromium") is None or shutil.which("chromedriver") is None:
         pytest.skip("Chromium and its driver are not installed (bash scripts/test installs them)")
     driver = chromium_driver()
     try:
-        driver.get(f"http://127.0.0.1:{app.port}/")  # type: ignore[attr-defined]
+        driver.get(f"http://127.0.0.1:{port}/")  # type: ignore[attr-defined]
 
         def tiles_live() -> bool:
             return bool(driver.execute_script(  # type: ignore[attr-defined]
@@ -326,6 +328,15 @@ def test_the_page_shows_live_tiles_in_a_real_browser(app: App) -> None:
             ))  # fmt: skip
 
         wait_until(tiles_live, 60, "both tiles showing a live picture and 'online'")
+    except BaseException:
+        driver.quit()  # type: ignore[attr-defined]
+        raise
+    return driver
+
+
+def test_the_page_shows_live_tiles_in_a_real_browser(app: App) -> None:
+    driver = browser_on_live_tiles(app.port)  # type: ignore[attr-defined]
+    try:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(ARTIFACTS / "web-index.png"))  # type: ignore[attr-defined]
         widths = driver.execute_script(  # type: ignore[attr-defined]
